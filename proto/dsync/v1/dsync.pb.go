@@ -59,7 +59,10 @@ const (
 	DataType_DATA_TYPE_UNSPECIFIED DataType = 0
 	// BSON documents (bsonspec.org).
 	DataType_DATA_TYPE_BSON DataType = 1
-	// Relaxed canonical MongoDB Extended JSON v2 objects, UTF-8.
+	// Relaxed MongoDB Extended JSON v2 objects, UTF-8. Writers emit int64
+	// values in their canonical form {"$numberLong": "n"} so that the type
+	// survives a round trip (a bare number reads back as int32 when it fits);
+	// readers must accept both canonical and relaxed forms of every type.
 	DataType_DATA_TYPE_JSON DataType = 2
 )
 
