@@ -26,7 +26,9 @@ import (
 )
 
 func syncFlags() []cli.Flag {
-	env := func(name string) []string { return []string{"DSYNC_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))} }
+	env := func(name string) []string {
+		return []string{"DSYNC_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+	}
 	str := func(name, value, usage string) cli.Flag {
 		return altsrc.NewStringFlag(&cli.StringFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name)})
 	}

@@ -123,6 +123,9 @@ var errStreamEnded = errors.New("plugin ended the stream")
 
 // StreamUpdates implements spi.UpdateStreamer.
 func (c *ConnectorClient) StreamUpdates(ctx context.Context, req spi.StreamRequest, send func(spi.UpdateBatch) error) error {
+	// Returning early (send failed, bad update) must close the stream.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	dt := c.srcType()
 	stream, err := c.c.StreamUpdates(ctx, &dsyncv1.StreamUpdatesRequest{
 		Namespaces: req.Namespaces,
@@ -164,6 +167,8 @@ func (c *ConnectorClient) AckUpdates(ctx context.Context, cursor []byte) error {
 
 // StreamLSN implements spi.LSNStreamer.
 func (c *ConnectorClient) StreamLSN(ctx context.Context, req spi.StreamRequest, send func(uint64) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	stream, err := c.c.StreamLSN(ctx, &dsyncv1.StreamLSNRequest{Namespaces: req.Namespaces, Cursor: req.Cursor})
 	if err != nil {
 		return FromStatus(err)
