@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 
@@ -45,8 +46,9 @@ func parseSize(flag, s string) (int64, error) {
 }
 
 // logSetup builds the logger from --log-level and --log-file. The returned
-// closer closes the log file.
-func logSetup(c *cli.Context, stderr io.Writer) (*slog.Logger, func(), error) {
+// closer closes the log file. Without a log file, the log goes to stderr
+// through the returned logWriter, which the progress display may redirect.
+func logSetup(c *cli.Context, stderr io.Writer) (*slog.Logger, *logWriter, func(), error) {
 	var level slog.Level
 	switch strings.ToLower(c.String("log-level")) {
 	case "debug":
@@ -58,17 +60,19 @@ func logSetup(c *cli.Context, stderr io.Writer) (*slog.Logger, func(), error) {
 	case "error":
 		level = slog.LevelError
 	default:
-		return nil, nil, usageErrorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+		return nil, nil, nil, usageErrorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))
 	}
-	w, closer := stderr, func() {}
+	lw := &logWriter{w: stderr}
+	var w io.Writer = lw
+	closer := func() {}
 	if path := c.String("log-file"); path != "" {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
-			return nil, nil, usageErrorf("--log-file: %v", err)
+			return nil, nil, nil, usageErrorf("--log-file: %v", err)
 		}
-		w, closer = f, func() { f.Close() }
+		w, closer, lw = f, func() { f.Close() }, nil
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closer, nil
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), lw, closer, nil
 }
 
 func logFlags() []cli.Flag {
@@ -141,4 +145,24 @@ func plural(n int, one, many string) string {
 		return fmt.Sprintf("%d %s", n, one)
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// logWriter lets the log move above the progress bars while they are drawn
+// on the same terminal, and back afterwards.
+type logWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *logWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	w := l.w
+	l.mu.Unlock()
+	return w.Write(b)
+}
+
+func (l *logWriter) set(w io.Writer) {
+	l.mu.Lock()
+	l.w = w
+	l.mu.Unlock()
 }

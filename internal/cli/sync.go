@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
+	"gopkg.in/yaml.v3"
 
 	"github.com/dsyncio/dsync/coordinator"
 	"github.com/dsyncio/dsync/coordinator/checkpoint"
@@ -83,19 +85,69 @@ func syncCommand() *cli.Command {
 			"   dsync sync 'random://?namespaces=3&docs=100000' null:// --mode initial",
 		Flags: flags,
 		Before: func(c *cli.Context) error {
-			if c.String("config") == "" {
+			path := c.String("config")
+			if path == "" {
 				return nil
 			}
-			if _, err := os.Stat(c.String("config")); err != nil {
-				return usageErrorf("--config: %v", err)
+			src, err := loadConfig(path, flags)
+			if err != nil {
+				return err
 			}
-			if err := altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config"))(c); err != nil {
-				return usageErrorf("--config %s: %v", c.String("config"), oneLine(err.Error()))
+			if err := altsrc.ApplyInputSourceValues(c, src, flags); err != nil {
+				return usageErrorf("--config %s: %v", path, oneLine(err.Error()))
 			}
 			return nil
 		},
 		Action: runSync,
 	}
+}
+
+// loadConfig reads a --config file: a YAML mapping whose keys are names of
+// flags that can be set in a file. Unknown keys are an error, so that a typo
+// does not silently fall back to a default (such as --mode full, which never
+// ends); a single value is accepted for a repeatable flag. Values are
+// applied by altsrc only to flags set neither on the command line nor in the
+// environment: flag > DSYNC_* > file > default.
+func loadConfig(path string, flags []cli.Flag) (altsrc.InputSourceContext, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usageErrorf("--config: %v", err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return nil, usageErrorf("--config %s: %v (want a YAML mapping of flag names to values)", path, oneLine(err.Error()))
+	}
+	known := map[string]cli.Flag{}
+	var names []string
+	for _, f := range flags {
+		if _, ok := f.(altsrc.FlagInputSourceExtension); !ok {
+			continue
+		}
+		names = append(names, f.Names()[0])
+		for _, n := range f.Names() {
+			known[n] = f
+		}
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	values := make(map[any]any, len(m))
+	for _, k := range keys {
+		f, ok := known[k]
+		if !ok {
+			return nil, usageErrorf("--config %s: unknown key %q (keys are %s)", path, k, strings.Join(names, ", "))
+		}
+		v := m[k]
+		if s, ok := v.(string); ok {
+			if _, slice := f.(*altsrc.StringSliceFlag); slice {
+				v = []any{s}
+			}
+		}
+		values[k] = v
+	}
+	return altsrc.NewMapInputSource(path, values), nil
 }
 
 type syncArgs struct {
@@ -180,7 +232,7 @@ func runSync(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	logger, closeLog, err := logSetup(c, c.App.ErrWriter)
+	logger, logOut, closeLog, err := logSetup(c, c.App.ErrWriter)
 	if err != nil {
 		return err
 	}
@@ -230,7 +282,7 @@ func runSync(c *cli.Context) error {
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
-	renderer, err := newRenderer(c, a, logger)
+	renderer, err := newRenderer(c, a, logger, logOut)
 	if err != nil {
 		return err
 	}
@@ -279,7 +331,7 @@ func handleSignals(cancel context.CancelFunc, logger *slog.Logger) func() {
 	return func() { signal.Stop(sigs); close(done) }
 }
 
-func newRenderer(c *cli.Context, a *syncArgs, logger *slog.Logger) (progress.Renderer, error) {
+func newRenderer(c *cli.Context, a *syncArgs, logger *slog.Logger, logOut *logWriter) (progress.Renderer, error) {
 	var rs progress.Multi
 	mode := a.progress
 	if mode == progress.ModeAuto {
@@ -290,7 +342,11 @@ func newRenderer(c *cli.Context, a *syncArgs, logger *slog.Logger) (progress.Ren
 	}
 	switch mode {
 	case progress.ModeTTY:
-		rs = append(rs, progress.NewTTY(c.App.ErrWriter))
+		tty := progress.NewTTY(c.App.ErrWriter)
+		if logOut != nil {
+			logOut.set(tty)
+		}
+		rs = append(rs, tty)
 	case progress.ModeJSON:
 		rs = append(rs, progress.NewJSON(c.App.Writer))
 	}

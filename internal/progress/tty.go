@@ -3,6 +3,7 @@ package progress
 import (
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/vbauerster/mpb/v8"
@@ -11,20 +12,22 @@ import (
 
 // TTY draws a bar per namespace (docs, rate, ETA) and a change-stream line.
 type TTY struct {
-	p    *mpb.Progress
-	bars map[string]*mpb.Bar
-	last map[string]time.Time
-	cdc  *mpb.Bar
-	snap Snapshot
-	r    rate
+	out    io.Writer
+	mu     sync.Mutex // guards closed
+	closed bool
+	p      *mpb.Progress
+	bars   map[string]*mpb.Bar
+	cdc    *mpb.Bar
+	snap   Snapshot
+	r      rate
 }
 
 // NewTTY returns a renderer drawing on w, which should be a terminal.
 func NewTTY(w io.Writer) *TTY {
 	return &TTY{
+		out:  w,
 		p:    mpb.New(mpb.WithOutput(w), mpb.WithWidth(32), mpb.WithRefreshRate(200*time.Millisecond), mpb.WithAutoRefresh()),
 		bars: map[string]*mpb.Bar{},
-		last: map[string]time.Time{},
 	}
 }
 
@@ -40,12 +43,11 @@ func (t *TTY) bar(ns Namespace) *mpb.Bar {
 		),
 		mpb.AppendDecorators(
 			decor.Percentage(decor.WCSyncSpace),
-			decor.EwmaSpeed(nil, "%.0f docs/s", 30, decor.WCSyncSpace),
-			decor.OnComplete(decor.EwmaETA(decor.ET_STYLE_GO, 30, decor.WCSyncSpace), "done"),
+			decor.AverageSpeed(nil, "%.0f docs/s", decor.WCSyncSpace),
+			decor.OnComplete(decor.AverageETA(decor.ET_STYLE_GO, decor.WCSyncSpace), "done"),
 		),
 	)
 	t.bars[name] = b
-	t.last[name] = time.Now()
 	return b
 }
 
@@ -61,9 +63,7 @@ func (t *TTY) Update(s Snapshot) {
 			total = int64(ns.Docs)
 		}
 		b.SetTotal(max(total, 1), false)
-		now := time.Now()
-		b.EwmaSetCurrent(int64(ns.Docs), now.Sub(t.last[ns.Name]))
-		t.last[ns.Name] = now
+		b.SetCurrent(int64(ns.Docs))
 		if done && !b.Completed() {
 			b.SetTotal(int64(ns.Docs), true)
 		}
@@ -75,9 +75,25 @@ func (t *TTY) Update(s Snapshot) {
 	}
 }
 
+// Write prints log lines above the bars, so logs and bars share a terminal
+// without tearing; after Close it writes straight through.
+func (t *TTY) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return t.out.Write(b)
+	}
+	return t.p.Write(b)
+}
+
 // Close implements Renderer.
 func (t *TTY) Close(s Snapshot) {
 	t.Update(s)
+	defer func() {
+		t.mu.Lock()
+		t.closed = true
+		t.mu.Unlock()
+	}()
 	for _, b := range t.bars {
 		if !b.Completed() {
 			b.Abort(false)
