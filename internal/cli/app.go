@@ -91,8 +91,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		OnUsageError:           onUsageError,
 		ExitErrHandler:         func(*cli.Context, error) {},
 		CommandNotFound: func(c *cli.Context, name string) {
-			// urfave/cli has no error return here; the Before hook of the
-			// root command reports it instead (see rejectUnknownCommand).
+			// urfave/cli has no error return here; the Before hooks of the
+			// root command and of commands with subcommands report it
+			// instead (see rejectUnknownCommand).
 		},
 		Before: rejectUnknownCommand,
 		Commands: []*cli.Command{
@@ -111,22 +112,32 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 
 func setUsageHandler(c *cli.Command) {
 	c.OnUsageError = onUsageError
+	if len(c.Subcommands) > 0 && c.Before == nil {
+		c.Before = rejectUnknownCommand
+	}
 	for _, sub := range c.Subcommands {
 		setUsageHandler(sub)
 	}
 }
 
-// rejectUnknownCommand turns an unknown first argument into a usage error
-// instead of urfave/cli's help-and-exit-0 behaviour.
+// rejectUnknownCommand turns an unknown command or subcommand name, also as
+// the topic of help (`dsync help nosuch`, `dsync state nosuch`), into a
+// usage error instead of urfave/cli's silent exit 0.
 func rejectUnknownCommand(c *cli.Context) error {
-	first := c.Args().First()
-	if first == "" || strings.HasPrefix(first, "-") {
+	args := c.Args().Slice()
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return nil
 	}
-	if c.App.Command(first) == nil {
-		return usageErrorf("unknown command %q (run 'dsync --help' for the list)", first)
+	// c.Command is the root command (whose subcommands are the app's
+	// commands) or the command whose subcommand is being chosen.
+	name := args[0]
+	if (name == "help" || name == "h") && len(args) > 1 {
+		name = args[1]
 	}
-	return nil
+	if name == "help" || name == "h" || c.Command.Command(name) != nil {
+		return nil
+	}
+	return usageErrorf("unknown command %q (run '%s --help' for the list)", name, c.Command.HelpName)
 }
 
 func versionCommand() *cli.Command {

@@ -10,8 +10,10 @@ import (
 // interspersed moves the flags of the invoked (sub)command in front of its
 // positional arguments, so `dsync sync SRC DST --mode initial` works:
 // urfave/cli v2 stops parsing flags at the first positional argument. It uses
-// the command's flag definitions to know which flags take a value; "--" ends
-// the reordering.
+// the command's flag definitions to know which flags take a value. "--"
+// ends the reordering; it is kept in front of every positional argument, so
+// that what follows it stays positional even after an earlier positional
+// argument (`dsync sync SRC --mode initial -- -odd-sink`).
 func interspersed(app *cli.App, args []string) []string {
 	if len(args) == 0 {
 		return args
@@ -50,11 +52,11 @@ func interspersed(app *cli.App, args []string) []string {
 			takesValue[n] = v
 		}
 	}
-	var flags, positional []string
+	var flags, positional, rest []string
 	for ; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
-			positional = append(positional, args[i:]...)
+			rest = args[i+1:]
 			break
 		}
 		if !strings.HasPrefix(a, "-") || a == "-" {
@@ -71,7 +73,13 @@ func interspersed(app *cli.App, args []string) []string {
 			flags = append(flags, args[i])
 		}
 	}
-	return append(append(out, flags...), positional...)
+	out = append(out, flags...)
+	if i < len(args) {
+		// The flag parser honours "--" only before the first positional
+		// argument.
+		out = append(out, "--")
+	}
+	return append(append(out, positional...), rest...)
 }
 
 func isBool(f cli.Flag) bool {

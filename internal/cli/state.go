@@ -111,6 +111,13 @@ func stateCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return usageErrorf("usage: dsync state reset FLOW")
 					}
+					// Probe read-only first: a mistyped --state-dir must not
+					// get an empty store created in it.
+					probe, err := openStateReadOnly(c)
+					if err != nil {
+						return failure(err)
+					}
+					probe.Close()
 					st, err := checkpoint.Open(c.String("state-dir"), checkpoint.Options{})
 					if err != nil {
 						return failure(err)
