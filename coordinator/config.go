@@ -126,6 +126,10 @@ type Config struct {
 	// DrainTimeout bounds how long in-flight writes may take to finish once
 	// the run stops. Default 30 s.
 	DrainTimeout time.Duration
+	// NoIndexes skips copying secondary indexes after the copy. Default
+	// false: indexes are copied when the source can list them and the sink
+	// can create them.
+	NoIndexes bool
 	// Retry is the retry policy for every source, sink and transform call.
 	Retry RetryPolicy
 	// Logger receives progress and warnings. Default: discard.

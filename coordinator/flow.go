@@ -24,6 +24,8 @@ type Flow struct {
 	ran   atomic.Bool
 	// srcCaps are the source's capabilities, known once the flow is open.
 	srcCaps spi.SourceCapabilities
+	// sinkIndexes reports whether the sink can create indexes.
+	sinkIndexes bool
 }
 
 // Result describes a finished run.
@@ -144,6 +146,7 @@ func (f *Flow) open(ctx context.Context) (string, checkpoint.FlowMeta, bool, err
 		return "", checkpoint.FlowMeta{}, false, err
 	}
 	f.srcCaps = *srcInfo.Source
+	f.sinkIndexes = sinkInfo.Sink != nil && sinkInfo.Sink.Indexes
 
 	opts := newFlowOptions(srcInfo.ID, sinkInfo.ID, cfg.Namespaces, cfg.TransformSpecs, cfg.Mode)
 	id := opts.id()
@@ -312,6 +315,10 @@ func orDefault(a, b string) string {
 
 // run is the state of one Run once the flow is known.
 type run struct {
+	// copyIndexes is set when the source lists indexes and the user did not
+	// opt out; sinkIndexes when the sink can create them.
+	copyIndexes, sinkIndexes bool
+
 	cfg   *Config
 	log   *slog.Logger
 	id    string
@@ -390,7 +397,8 @@ func (r *run) stop(cutover bool) {
 
 func (f *Flow) run(ctx context.Context, res Result, meta checkpoint.FlowMeta) (Result, error) {
 	cfg := &f.cfg
-	r := &run{cfg: cfg, log: cfg.Logger.With("flow", res.FlowID), id: res.FlowID, stats: f.stats, callerCtx: ctx}
+	r := &run{cfg: cfg, log: cfg.Logger.With("flow", res.FlowID), id: res.FlowID, stats: f.stats, callerCtx: ctx,
+		copyIndexes: !cfg.NoIndexes && f.srcCaps.Indexes, sinkIndexes: f.sinkIndexes}
 	// Writes outlive the caller's context so that a stop can drain them.
 	r.writeCtx, r.cancelWrite = context.WithCancel(context.WithoutCancel(ctx))
 	r.readCtx, r.cancelRead = context.WithCancel(r.writeCtx)
@@ -493,7 +501,12 @@ func (r *run) runPhases(meta checkpoint.FlowMeta, parts []checkpoint.PartitionSt
 			return nil // stopped; the next run resumes the copy
 		}
 		// The barrier: every copy write has returned, so no copy write can
-		// land after a CDC write.
+		// land after a CDC write. Indexes are built now, on the copied data
+		// and before CDC; the step is idempotent, so a crash before the
+		// phase moves on simply repeats it.
+		if err := r.indexes(parts); err != nil {
+			return err
+		}
 		phase = checkpoint.PhaseCDC
 		if cfg.Mode == ModeInitial {
 			phase = checkpoint.PhaseDone

@@ -24,6 +24,10 @@ type (
 	UpdateAcker = spi.UpdateAcker
 	// LSNStreamer is an optional Source interface: lag in events.
 	LSNStreamer = spi.LSNStreamer
+	// IndexLister is an optional Source interface: describe indexes.
+	IndexLister = spi.IndexLister
+	// IndexCreator is an optional Sink interface: create indexes.
+	IndexCreator = spi.IndexCreator
 	// IDGetter is an optional Source interface: fetch documents by id.
 	IDGetter = spi.IDGetter
 	// Closer is an optional interface called once at shutdown.

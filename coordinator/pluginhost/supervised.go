@@ -26,6 +26,8 @@ var (
 	_ spi.UpdateAcker    = (*Connector)(nil)
 	_ spi.LSNStreamer    = (*Connector)(nil)
 	_ spi.IDGetter       = (*Connector)(nil)
+	_ spi.IndexLister    = (*Connector)(nil)
+	_ spi.IndexCreator   = (*Connector)(nil)
 )
 
 // Transform is a supervised transform implementing spi.Transform, with the
@@ -149,6 +151,19 @@ func (c *Connector) WriteData(ctx context.Context, ns string, docs []bson.Raw) e
 func (c *Connector) WriteUpdates(ctx context.Context, ns string, updates []spi.Update) error {
 	_, err := call(ctx, c.p, func(i *instance) (struct{}, error) {
 		return struct{}{}, i.connector.WriteUpdates(ctx, ns, updates)
+	})
+	return err
+}
+
+// ListIndexes implements spi.IndexLister.
+func (c *Connector) ListIndexes(ctx context.Context, ns string) ([]bson.Raw, error) {
+	return call(ctx, c.p, func(i *instance) ([]bson.Raw, error) { return i.connector.ListIndexes(ctx, ns) })
+}
+
+// CreateIndexes implements spi.IndexCreator.
+func (c *Connector) CreateIndexes(ctx context.Context, ns string, indexes []bson.Raw) error {
+	_, err := call(ctx, c.p, func(i *instance) (struct{}, error) {
+		return struct{}{}, i.connector.CreateIndexes(ctx, ns, indexes)
 	})
 	return err
 }

@@ -81,12 +81,16 @@ type SourceCapabilities struct {
 	AckUpdates bool
 	// LSNStream: the connector implements LSNStreamer.
 	LSNStream bool
+	// Indexes: the connector implements IndexLister.
+	Indexes bool
 }
 
 // SinkCapabilities lists what a sink can do.
 type SinkCapabilities struct {
 	// DataTypes the sink accepts. Filled by the SDK for Go plugins (both).
 	DataTypes []DataType
+	// Indexes: the connector implements IndexCreator.
+	Indexes bool
 }
 
 // NamespaceMetadata holds estimates for one namespace.
@@ -269,6 +273,24 @@ type LSNStreamer interface {
 type IDGetter interface {
 	// GetByIDs returns one document per id, in order, nil where missing.
 	GetByIDs(ctx context.Context, namespace string, ids []bson.RawValue) ([]bson.Raw, error)
+}
+
+// IndexLister is an optional Source interface describing secondary indexes,
+// so that a migration also copies them.
+type IndexLister interface {
+	// ListIndexes returns the secondary indexes of a namespace as BSON
+	// specifications in the format of MongoDB's createIndexes command
+	// ({key, name, unique, expireAfterSeconds, partialFilterExpression, ...}),
+	// without the _id index.
+	ListIndexes(ctx context.Context, namespace string) ([]bson.Raw, error)
+}
+
+// IndexCreator is an optional Sink interface creating indexes described by
+// an IndexLister. CreateIndexes is idempotent: existing identical indexes
+// are left alone; an index it cannot create is reported with
+// FailedPrecondition naming it.
+type IndexCreator interface {
+	CreateIndexes(ctx context.Context, namespace string, indexes []bson.Raw) error
 }
 
 // Sink is a connector that can be written. Writes for different namespaces,

@@ -34,6 +34,8 @@ var (
 	_ spi.UpdateAcker    = (*ConnectorClient)(nil)
 	_ spi.LSNStreamer    = (*ConnectorClient)(nil)
 	_ spi.IDGetter       = (*ConnectorClient)(nil)
+	_ spi.IndexLister    = (*ConnectorClient)(nil)
+	_ spi.IndexCreator   = (*ConnectorClient)(nil)
 )
 
 // NewConnectorClient returns a client over conn.
@@ -244,6 +246,30 @@ func (c *ConnectorClient) WriteUpdates(ctx context.Context, ns string, ups []spi
 		return spi.Fatal(err)
 	}
 	_, err = c.c.WriteUpdates(ctx, &dsyncv1.WriteUpdatesRequest{Namespace: ns, Updates: pus, DataType: dataTypeToProto(dt)})
+	return FromStatus(err)
+}
+
+// ListIndexes implements spi.IndexLister. Index specifications are always
+// BSON on the wire.
+func (c *ConnectorClient) ListIndexes(ctx context.Context, ns string) ([]bson.Raw, error) {
+	resp, err := c.c.ListIndexes(ctx, &dsyncv1.ListIndexesRequest{Namespace: ns})
+	if err != nil {
+		return nil, FromStatus(err)
+	}
+	idx, err := decodeDocs(resp.GetIndexes(), spi.DataTypeBSON)
+	if err != nil {
+		return nil, spi.Fatal(fmt.Errorf("plugin returned a bad index specification: %w", err))
+	}
+	return idx, nil
+}
+
+// CreateIndexes implements spi.IndexCreator.
+func (c *ConnectorClient) CreateIndexes(ctx context.Context, ns string, indexes []bson.Raw) error {
+	out := make([][]byte, len(indexes))
+	for i, d := range indexes {
+		out[i] = d
+	}
+	_, err := c.c.CreateIndexes(ctx, &dsyncv1.CreateIndexesRequest{Namespace: ns, Indexes: out})
 	return FromStatus(err)
 }
 

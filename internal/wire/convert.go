@@ -222,10 +222,11 @@ func infoToProto(info spi.Info) *dsyncv1.GetInfoResponse {
 			Updates:            s.Updates,
 			AckUpdates:         s.AckUpdates,
 			LsnStream:          s.LSNStream,
+			Indexes:            s.Indexes,
 		}
 	}
 	if s := info.Sink; s != nil {
-		resp.Capabilities.Sink = &dsyncv1.SinkCapabilities{SupportedDataTypes: dataTypesToProto(s.DataTypes)}
+		resp.Capabilities.Sink = &dsyncv1.SinkCapabilities{SupportedDataTypes: dataTypesToProto(s.DataTypes), Indexes: s.Indexes}
 	}
 	return resp
 }
@@ -246,10 +247,11 @@ func infoFromProto(resp *dsyncv1.GetInfoResponse) spi.Info {
 			Updates:            s.GetUpdates(),
 			AckUpdates:         s.GetAckUpdates(),
 			LSNStream:          s.GetLsnStream(),
+			Indexes:            s.GetIndexes(),
 		}
 	}
 	if s := resp.GetCapabilities().GetSink(); s != nil {
-		info.Sink = &spi.SinkCapabilities{DataTypes: dataTypesFromProto(s.GetSupportedDataTypes())}
+		info.Sink = &spi.SinkCapabilities{DataTypes: dataTypesFromProto(s.GetSupportedDataTypes()), Indexes: s.GetIndexes()}
 	}
 	return info
 }

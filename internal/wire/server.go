@@ -90,7 +90,7 @@ func (s *ConnectorServer) GetInfo(ctx context.Context, _ *dsyncv1.GetInfoRequest
 		info.Source = &src
 	}
 	if info.Sink != nil {
-		info.Sink = &spi.SinkCapabilities{DataTypes: both}
+		info.Sink = &spi.SinkCapabilities{DataTypes: both, Indexes: info.Sink.Indexes}
 	}
 	return infoToProto(info), nil
 }
@@ -112,12 +112,18 @@ func checkCapabilities(impl spi.Connector, info spi.Info) error {
 		_, getter := impl.(spi.IDGetter)
 		_, acker := impl.(spi.UpdateAcker)
 		_, lsn := impl.(spi.LSNStreamer)
+		_, lister := impl.(spi.IndexLister)
 		checks = append(checks,
+			check{src.Indexes, lister, "indexes capability without implementing IndexLister"},
 			check{src.Updates, streamer, "updates capability without implementing UpdateStreamer"},
 			check{src.GetByIDs, getter, "get-by-ids capability without implementing IDGetter"},
 			check{src.AckUpdates, acker, "ack-updates capability without implementing UpdateAcker"},
 			check{src.LSNStream, lsn, "lsn-stream capability without implementing LSNStreamer"},
 		)
+	}
+	if snk := info.Sink; snk != nil {
+		_, creator := impl.(spi.IndexCreator)
+		checks = append(checks, check{snk.Indexes, creator, "sink indexes capability without implementing IndexCreator"})
 	}
 	for _, c := range checks {
 		if c.claimed && !c.ok {
@@ -314,6 +320,47 @@ func (s *ConnectorServer) WriteUpdates(ctx context.Context, req *dsyncv1.WriteUp
 		return nil, ToStatus(err)
 	}
 	return &dsyncv1.WriteUpdatesResponse{}, nil
+}
+
+// ListIndexes implements dsyncv1.ConnectorServiceServer.
+func (s *ConnectorServer) ListIndexes(ctx context.Context, req *dsyncv1.ListIndexesRequest) (*dsyncv1.ListIndexesResponse, error) {
+	src, err := s.source("ListIndexes")
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	lister, ok := src.(spi.IndexLister)
+	if !ok {
+		return nil, ToStatus(spi.Unimplemented("ListIndexes"))
+	}
+	idx, err := lister.ListIndexes(ctx, req.GetNamespace())
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	out := make([][]byte, len(idx))
+	for i, d := range idx {
+		out[i] = d
+	}
+	return &dsyncv1.ListIndexesResponse{Indexes: out}, nil
+}
+
+// CreateIndexes implements dsyncv1.ConnectorServiceServer.
+func (s *ConnectorServer) CreateIndexes(ctx context.Context, req *dsyncv1.CreateIndexesRequest) (*dsyncv1.CreateIndexesResponse, error) {
+	snk, err := s.sink("CreateIndexes")
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	creator, ok := snk.(spi.IndexCreator)
+	if !ok {
+		return nil, ToStatus(spi.Unimplemented("CreateIndexes"))
+	}
+	idx, err := decodeDocs(req.GetIndexes(), spi.DataTypeBSON)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	if err := creator.CreateIndexes(ctx, req.GetNamespace(), idx); err != nil {
+		return nil, ToStatus(err)
+	}
+	return &dsyncv1.CreateIndexesResponse{}, nil
 }
 
 // TransformServer serves an spi.Transform over gRPC.

@@ -354,7 +354,9 @@ type SourceCapabilities struct {
 	// AckUpdates does something useful (the coordinator calls it anyway).
 	AckUpdates bool `protobuf:"varint,6,opt,name=ack_updates,json=ackUpdates,proto3" json:"ack_updates,omitempty"`
 	// StreamLSN is implemented.
-	LsnStream     bool `protobuf:"varint,7,opt,name=lsn_stream,json=lsnStream,proto3" json:"lsn_stream,omitempty"`
+	LsnStream bool `protobuf:"varint,7,opt,name=lsn_stream,json=lsnStream,proto3" json:"lsn_stream,omitempty"`
+	// ListIndexes is implemented.
+	Indexes       bool `protobuf:"varint,8,opt,name=indexes,proto3" json:"indexes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -438,12 +440,21 @@ func (x *SourceCapabilities) GetLsnStream() bool {
 	return false
 }
 
+func (x *SourceCapabilities) GetIndexes() bool {
+	if x != nil {
+		return x.Indexes
+	}
+	return false
+}
+
 type SinkCapabilities struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Data types the sink accepts.
 	SupportedDataTypes []DataType `protobuf:"varint,1,rep,packed,name=supported_data_types,json=supportedDataTypes,proto3,enum=dsync.v1.DataType" json:"supported_data_types,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// CreateIndexes is implemented.
+	Indexes       bool `protobuf:"varint,2,opt,name=indexes,proto3" json:"indexes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SinkCapabilities) Reset() {
@@ -481,6 +492,13 @@ func (x *SinkCapabilities) GetSupportedDataTypes() []DataType {
 		return x.SupportedDataTypes
 	}
 	return nil
+}
+
+func (x *SinkCapabilities) GetIndexes() bool {
+	if x != nil {
+		return x.Indexes
+	}
+	return false
 }
 
 type ConfigureRequest struct {
@@ -1699,6 +1717,190 @@ func (*WriteUpdatesResponse) Descriptor() ([]byte, []int) {
 	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{27}
 }
 
+type ListIndexesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIndexesRequest) Reset() {
+	*x = ListIndexesRequest{}
+	mi := &file_dsync_v1_dsync_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIndexesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIndexesRequest) ProtoMessage() {}
+
+func (x *ListIndexesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_dsync_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIndexesRequest.ProtoReflect.Descriptor instead.
+func (*ListIndexesRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListIndexesRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+// Index specifications are BSON documents in the format of MongoDB's
+// createIndexes command: {key: {field: 1 | -1 | "text" | "2dsphere" | ...},
+// name: "...", and options such as unique, sparse, expireAfterSeconds,
+// partialFilterExpression, collation, weights, default_language,
+// 2dsphereIndexVersion}. The `_id` index is never listed. A sink maps what
+// it can and reports what it cannot with FAILED_PRECONDITION naming the
+// index.
+type ListIndexesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Indexes       [][]byte               `protobuf:"bytes,1,rep,name=indexes,proto3" json:"indexes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIndexesResponse) Reset() {
+	*x = ListIndexesResponse{}
+	mi := &file_dsync_v1_dsync_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIndexesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIndexesResponse) ProtoMessage() {}
+
+func (x *ListIndexesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_dsync_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIndexesResponse.ProtoReflect.Descriptor instead.
+func (*ListIndexesResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListIndexesResponse) GetIndexes() [][]byte {
+	if x != nil {
+		return x.Indexes
+	}
+	return nil
+}
+
+type CreateIndexesRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// BSON index specifications (see ListIndexesResponse).
+	Indexes       [][]byte `protobuf:"bytes,2,rep,name=indexes,proto3" json:"indexes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateIndexesRequest) Reset() {
+	*x = CreateIndexesRequest{}
+	mi := &file_dsync_v1_dsync_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateIndexesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateIndexesRequest) ProtoMessage() {}
+
+func (x *CreateIndexesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_dsync_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateIndexesRequest.ProtoReflect.Descriptor instead.
+func (*CreateIndexesRequest) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *CreateIndexesRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *CreateIndexesRequest) GetIndexes() [][]byte {
+	if x != nil {
+		return x.Indexes
+	}
+	return nil
+}
+
+type CreateIndexesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateIndexesResponse) Reset() {
+	*x = CreateIndexesResponse{}
+	mi := &file_dsync_v1_dsync_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateIndexesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateIndexesResponse) ProtoMessage() {}
+
+func (x *CreateIndexesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsync_v1_dsync_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateIndexesResponse.ProtoReflect.Descriptor instead.
+func (*CreateIndexesResponse) Descriptor() ([]byte, []int) {
+	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{31}
+}
+
 type GetTransformInfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1707,7 +1909,7 @@ type GetTransformInfoRequest struct {
 
 func (x *GetTransformInfoRequest) Reset() {
 	*x = GetTransformInfoRequest{}
-	mi := &file_dsync_v1_dsync_proto_msgTypes[28]
+	mi := &file_dsync_v1_dsync_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +1921,7 @@ func (x *GetTransformInfoRequest) String() string {
 func (*GetTransformInfoRequest) ProtoMessage() {}
 
 func (x *GetTransformInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_dsync_proto_msgTypes[28]
+	mi := &file_dsync_v1_dsync_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +1934,7 @@ func (x *GetTransformInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTransformInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetTransformInfoRequest) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{28}
+	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{32}
 }
 
 type GetTransformInfoResponse struct {
@@ -1745,7 +1947,7 @@ type GetTransformInfoResponse struct {
 
 func (x *GetTransformInfoResponse) Reset() {
 	*x = GetTransformInfoResponse{}
-	mi := &file_dsync_v1_dsync_proto_msgTypes[29]
+	mi := &file_dsync_v1_dsync_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +1959,7 @@ func (x *GetTransformInfoResponse) String() string {
 func (*GetTransformInfoResponse) ProtoMessage() {}
 
 func (x *GetTransformInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_dsync_proto_msgTypes[29]
+	mi := &file_dsync_v1_dsync_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +1972,7 @@ func (x *GetTransformInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTransformInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetTransformInfoResponse) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{29}
+	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetTransformInfoResponse) GetAcceptedDataTypes() []DataType {
@@ -1796,7 +1998,7 @@ type TransformServiceConfigureRequest struct {
 
 func (x *TransformServiceConfigureRequest) Reset() {
 	*x = TransformServiceConfigureRequest{}
-	mi := &file_dsync_v1_dsync_proto_msgTypes[30]
+	mi := &file_dsync_v1_dsync_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1808,7 +2010,7 @@ func (x *TransformServiceConfigureRequest) String() string {
 func (*TransformServiceConfigureRequest) ProtoMessage() {}
 
 func (x *TransformServiceConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_dsync_proto_msgTypes[30]
+	mi := &file_dsync_v1_dsync_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1821,7 +2023,7 @@ func (x *TransformServiceConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransformServiceConfigureRequest.ProtoReflect.Descriptor instead.
 func (*TransformServiceConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{30}
+	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TransformServiceConfigureRequest) GetSpec() string {
@@ -1839,7 +2041,7 @@ type TransformServiceConfigureResponse struct {
 
 func (x *TransformServiceConfigureResponse) Reset() {
 	*x = TransformServiceConfigureResponse{}
-	mi := &file_dsync_v1_dsync_proto_msgTypes[31]
+	mi := &file_dsync_v1_dsync_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +2053,7 @@ func (x *TransformServiceConfigureResponse) String() string {
 func (*TransformServiceConfigureResponse) ProtoMessage() {}
 
 func (x *TransformServiceConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_dsync_proto_msgTypes[31]
+	mi := &file_dsync_v1_dsync_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +2066,7 @@ func (x *TransformServiceConfigureResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use TransformServiceConfigureResponse.ProtoReflect.Descriptor instead.
 func (*TransformServiceConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{31}
+	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{35}
 }
 
 type TransformRequest struct {
@@ -1883,7 +2085,7 @@ type TransformRequest struct {
 
 func (x *TransformRequest) Reset() {
 	*x = TransformRequest{}
-	mi := &file_dsync_v1_dsync_proto_msgTypes[32]
+	mi := &file_dsync_v1_dsync_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1895,7 +2097,7 @@ func (x *TransformRequest) String() string {
 func (*TransformRequest) ProtoMessage() {}
 
 func (x *TransformRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_dsync_proto_msgTypes[32]
+	mi := &file_dsync_v1_dsync_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1908,7 +2110,7 @@ func (x *TransformRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransformRequest.ProtoReflect.Descriptor instead.
 func (*TransformRequest) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{32}
+	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TransformRequest) GetNamespace() string {
@@ -1957,7 +2159,7 @@ type TransformedBatch struct {
 
 func (x *TransformedBatch) Reset() {
 	*x = TransformedBatch{}
-	mi := &file_dsync_v1_dsync_proto_msgTypes[33]
+	mi := &file_dsync_v1_dsync_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1969,7 +2171,7 @@ func (x *TransformedBatch) String() string {
 func (*TransformedBatch) ProtoMessage() {}
 
 func (x *TransformedBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_dsync_proto_msgTypes[33]
+	mi := &file_dsync_v1_dsync_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1982,7 +2184,7 @@ func (x *TransformedBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransformedBatch.ProtoReflect.Descriptor instead.
 func (*TransformedBatch) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{33}
+	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TransformedBatch) GetNamespace() string {
@@ -2015,7 +2217,7 @@ type TransformResponse struct {
 
 func (x *TransformResponse) Reset() {
 	*x = TransformResponse{}
-	mi := &file_dsync_v1_dsync_proto_msgTypes[34]
+	mi := &file_dsync_v1_dsync_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2027,7 +2229,7 @@ func (x *TransformResponse) String() string {
 func (*TransformResponse) ProtoMessage() {}
 
 func (x *TransformResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dsync_v1_dsync_proto_msgTypes[34]
+	mi := &file_dsync_v1_dsync_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2040,7 +2242,7 @@ func (x *TransformResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransformResponse.ProtoReflect.Descriptor instead.
 func (*TransformResponse) Descriptor() ([]byte, []int) {
-	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{34}
+	return file_dsync_v1_dsync_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TransformResponse) GetBatches() []*TransformedBatch {
@@ -2064,7 +2266,7 @@ const file_dsync_v1_dsync_proto_rawDesc = "" +
 	"\fcapabilities\x18\x05 \x01(\v2\x16.dsync.v1.CapabilitiesR\fcapabilities\"t\n" +
 	"\fCapabilities\x124\n" +
 	"\x06source\x18\x01 \x01(\v2\x1c.dsync.v1.SourceCapabilitiesR\x06source\x12.\n" +
-	"\x04sink\x18\x02 \x01(\v2\x1a.dsync.v1.SinkCapabilitiesR\x04sink\"\xa7\x02\n" +
+	"\x04sink\x18\x02 \x01(\v2\x1a.dsync.v1.SinkCapabilitiesR\x04sink\"\xc1\x02\n" +
 	"\x12SourceCapabilities\x12D\n" +
 	"\x14supported_data_types\x18\x01 \x03(\x0e2\x12.dsync.v1.DataTypeR\x12supportedDataTypes\x120\n" +
 	"\x14multi_namespace_plan\x18\x02 \x01(\bR\x12multiNamespacePlan\x12!\n" +
@@ -2075,9 +2277,11 @@ const file_dsync_v1_dsync_proto_rawDesc = "" +
 	"\vack_updates\x18\x06 \x01(\bR\n" +
 	"ackUpdates\x12\x1d\n" +
 	"\n" +
-	"lsn_stream\x18\a \x01(\bR\tlsnStream\"X\n" +
+	"lsn_stream\x18\a \x01(\bR\tlsnStream\x12\x18\n" +
+	"\aindexes\x18\b \x01(\bR\aindexes\"r\n" +
 	"\x10SinkCapabilities\x12D\n" +
-	"\x14supported_data_types\x18\x01 \x03(\x0e2\x12.dsync.v1.DataTypeR\x12supportedDataTypes\"\xa7\x01\n" +
+	"\x14supported_data_types\x18\x01 \x03(\x0e2\x12.dsync.v1.DataTypeR\x12supportedDataTypes\x12\x18\n" +
+	"\aindexes\x18\x02 \x01(\bR\aindexes\"\xa7\x01\n" +
 	"\x10ConfigureRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12D\n" +
 	"\bsettings\x18\x02 \x03(\v2(.dsync.v1.ConfigureRequest.SettingsEntryR\bsettings\x1a;\n" +
@@ -2162,7 +2366,15 @@ const file_dsync_v1_dsync_proto_rawDesc = "" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12*\n" +
 	"\aupdates\x18\x02 \x03(\v2\x10.dsync.v1.UpdateR\aupdates\x12/\n" +
 	"\tdata_type\x18\x03 \x01(\x0e2\x12.dsync.v1.DataTypeR\bdataType\"\x16\n" +
-	"\x14WriteUpdatesResponse\"\x19\n" +
+	"\x14WriteUpdatesResponse\"2\n" +
+	"\x12ListIndexesRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"/\n" +
+	"\x13ListIndexesResponse\x12\x18\n" +
+	"\aindexes\x18\x01 \x03(\fR\aindexes\"N\n" +
+	"\x14CreateIndexesRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n" +
+	"\aindexes\x18\x02 \x03(\fR\aindexes\"\x17\n" +
+	"\x15CreateIndexesResponse\"\x19\n" +
 	"\x17GetTransformInfoRequest\"\xa2\x01\n" +
 	"\x18GetTransformInfoResponse\x12B\n" +
 	"\x13accepted_data_types\x18\x01 \x03(\x0e2\x12.dsync.v1.DataTypeR\x11acceptedDataTypes\x12B\n" +
@@ -2192,7 +2404,7 @@ const file_dsync_v1_dsync_proto_rawDesc = "" +
 	"\x12UPDATE_TYPE_INSERT\x10\x01\x12\x16\n" +
 	"\x12UPDATE_TYPE_UPDATE\x10\x02\x12\x16\n" +
 	"\x12UPDATE_TYPE_DELETE\x10\x03\x12\x17\n" +
-	"\x13UPDATE_TYPE_PARTIAL\x10\x042\xce\x06\n" +
+	"\x13UPDATE_TYPE_PARTIAL\x10\x042\xec\a\n" +
 	"\x10ConnectorService\x12>\n" +
 	"\aGetInfo\x12\x18.dsync.v1.GetInfoRequest\x1a\x19.dsync.v1.GetInfoResponse\x12D\n" +
 	"\tConfigure\x12\x1a.dsync.v1.ConfigureRequest\x1a\x1b.dsync.v1.ConfigureResponse\x12e\n" +
@@ -2205,7 +2417,9 @@ const file_dsync_v1_dsync_proto_rawDesc = "" +
 	"\tStreamLSN\x12\x1a.dsync.v1.StreamLSNRequest\x1a\x1b.dsync.v1.StreamLSNResponse0\x01\x12A\n" +
 	"\bGetByIds\x12\x19.dsync.v1.GetByIdsRequest\x1a\x1a.dsync.v1.GetByIdsResponse\x12D\n" +
 	"\tWriteData\x12\x1a.dsync.v1.WriteDataRequest\x1a\x1b.dsync.v1.WriteDataResponse\x12M\n" +
-	"\fWriteUpdates\x12\x1d.dsync.v1.WriteUpdatesRequest\x1a\x1e.dsync.v1.WriteUpdatesResponse2\x99\x02\n" +
+	"\fWriteUpdates\x12\x1d.dsync.v1.WriteUpdatesRequest\x1a\x1e.dsync.v1.WriteUpdatesResponse\x12J\n" +
+	"\vListIndexes\x12\x1c.dsync.v1.ListIndexesRequest\x1a\x1d.dsync.v1.ListIndexesResponse\x12P\n" +
+	"\rCreateIndexes\x12\x1e.dsync.v1.CreateIndexesRequest\x1a\x1f.dsync.v1.CreateIndexesResponse2\x99\x02\n" +
 	"\x10TransformService\x12Y\n" +
 	"\x10GetTransformInfo\x12!.dsync.v1.GetTransformInfoRequest\x1a\".dsync.v1.GetTransformInfoResponse\x12d\n" +
 	"\tConfigure\x12*.dsync.v1.TransformServiceConfigureRequest\x1a+.dsync.v1.TransformServiceConfigureResponse\x12D\n" +
@@ -2224,7 +2438,7 @@ func file_dsync_v1_dsync_proto_rawDescGZIP() []byte {
 }
 
 var file_dsync_v1_dsync_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_dsync_v1_dsync_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_dsync_v1_dsync_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_dsync_v1_dsync_proto_goTypes = []any{
 	(DataType)(0),                             // 0: dsync.v1.DataType
 	(UpdateType)(0),                           // 1: dsync.v1.UpdateType
@@ -2256,15 +2470,19 @@ var file_dsync_v1_dsync_proto_goTypes = []any{
 	(*WriteDataResponse)(nil),                 // 27: dsync.v1.WriteDataResponse
 	(*WriteUpdatesRequest)(nil),               // 28: dsync.v1.WriteUpdatesRequest
 	(*WriteUpdatesResponse)(nil),              // 29: dsync.v1.WriteUpdatesResponse
-	(*GetTransformInfoRequest)(nil),           // 30: dsync.v1.GetTransformInfoRequest
-	(*GetTransformInfoResponse)(nil),          // 31: dsync.v1.GetTransformInfoResponse
-	(*TransformServiceConfigureRequest)(nil),  // 32: dsync.v1.TransformServiceConfigureRequest
-	(*TransformServiceConfigureResponse)(nil), // 33: dsync.v1.TransformServiceConfigureResponse
-	(*TransformRequest)(nil),                  // 34: dsync.v1.TransformRequest
-	(*TransformedBatch)(nil),                  // 35: dsync.v1.TransformedBatch
-	(*TransformResponse)(nil),                 // 36: dsync.v1.TransformResponse
-	nil,                                       // 37: dsync.v1.ConfigureRequest.SettingsEntry
-	(*timestamppb.Timestamp)(nil),             // 38: google.protobuf.Timestamp
+	(*ListIndexesRequest)(nil),                // 30: dsync.v1.ListIndexesRequest
+	(*ListIndexesResponse)(nil),               // 31: dsync.v1.ListIndexesResponse
+	(*CreateIndexesRequest)(nil),              // 32: dsync.v1.CreateIndexesRequest
+	(*CreateIndexesResponse)(nil),             // 33: dsync.v1.CreateIndexesResponse
+	(*GetTransformInfoRequest)(nil),           // 34: dsync.v1.GetTransformInfoRequest
+	(*GetTransformInfoResponse)(nil),          // 35: dsync.v1.GetTransformInfoResponse
+	(*TransformServiceConfigureRequest)(nil),  // 36: dsync.v1.TransformServiceConfigureRequest
+	(*TransformServiceConfigureResponse)(nil), // 37: dsync.v1.TransformServiceConfigureResponse
+	(*TransformRequest)(nil),                  // 38: dsync.v1.TransformRequest
+	(*TransformedBatch)(nil),                  // 39: dsync.v1.TransformedBatch
+	(*TransformResponse)(nil),                 // 40: dsync.v1.TransformResponse
+	nil,                                       // 41: dsync.v1.ConfigureRequest.SettingsEntry
+	(*timestamppb.Timestamp)(nil),             // 42: google.protobuf.Timestamp
 }
 var file_dsync_v1_dsync_proto_depIdxs = []int32{
 	4,  // 0: dsync.v1.GetInfoResponse.capabilities:type_name -> dsync.v1.Capabilities
@@ -2272,7 +2490,7 @@ var file_dsync_v1_dsync_proto_depIdxs = []int32{
 	6,  // 2: dsync.v1.Capabilities.sink:type_name -> dsync.v1.SinkCapabilities
 	0,  // 3: dsync.v1.SourceCapabilities.supported_data_types:type_name -> dsync.v1.DataType
 	0,  // 4: dsync.v1.SinkCapabilities.supported_data_types:type_name -> dsync.v1.DataType
-	37, // 5: dsync.v1.ConfigureRequest.settings:type_name -> dsync.v1.ConfigureRequest.SettingsEntry
+	41, // 5: dsync.v1.ConfigureRequest.settings:type_name -> dsync.v1.ConfigureRequest.SettingsEntry
 	12, // 6: dsync.v1.GeneratePlanResponse.partitions:type_name -> dsync.v1.Partition
 	13, // 7: dsync.v1.GeneratePlanResponse.updates_partitions:type_name -> dsync.v1.UpdatesPartition
 	12, // 8: dsync.v1.ListDataRequest.partition:type_name -> dsync.v1.Partition
@@ -2280,7 +2498,7 @@ var file_dsync_v1_dsync_proto_depIdxs = []int32{
 	1,  // 10: dsync.v1.Update.type:type_name -> dsync.v1.UpdateType
 	0,  // 11: dsync.v1.StreamUpdatesRequest.data_type:type_name -> dsync.v1.DataType
 	17, // 12: dsync.v1.StreamUpdatesResponse.updates:type_name -> dsync.v1.Update
-	38, // 13: dsync.v1.StreamUpdatesResponse.source_time:type_name -> google.protobuf.Timestamp
+	42, // 13: dsync.v1.StreamUpdatesResponse.source_time:type_name -> google.protobuf.Timestamp
 	0,  // 14: dsync.v1.GetByIdsRequest.data_type:type_name -> dsync.v1.DataType
 	0,  // 15: dsync.v1.WriteDataRequest.data_type:type_name -> dsync.v1.DataType
 	17, // 16: dsync.v1.WriteUpdatesRequest.updates:type_name -> dsync.v1.Update
@@ -2291,7 +2509,7 @@ var file_dsync_v1_dsync_proto_depIdxs = []int32{
 	0,  // 21: dsync.v1.TransformRequest.data_type:type_name -> dsync.v1.DataType
 	0,  // 22: dsync.v1.TransformRequest.output_data_type:type_name -> dsync.v1.DataType
 	17, // 23: dsync.v1.TransformedBatch.updates:type_name -> dsync.v1.Update
-	35, // 24: dsync.v1.TransformResponse.batches:type_name -> dsync.v1.TransformedBatch
+	39, // 24: dsync.v1.TransformResponse.batches:type_name -> dsync.v1.TransformedBatch
 	2,  // 25: dsync.v1.ConnectorService.GetInfo:input_type -> dsync.v1.GetInfoRequest
 	7,  // 26: dsync.v1.ConnectorService.Configure:input_type -> dsync.v1.ConfigureRequest
 	9,  // 27: dsync.v1.ConnectorService.GetNamespaceMetadata:input_type -> dsync.v1.GetNamespaceMetadataRequest
@@ -2303,25 +2521,29 @@ var file_dsync_v1_dsync_proto_depIdxs = []int32{
 	24, // 33: dsync.v1.ConnectorService.GetByIds:input_type -> dsync.v1.GetByIdsRequest
 	26, // 34: dsync.v1.ConnectorService.WriteData:input_type -> dsync.v1.WriteDataRequest
 	28, // 35: dsync.v1.ConnectorService.WriteUpdates:input_type -> dsync.v1.WriteUpdatesRequest
-	30, // 36: dsync.v1.TransformService.GetTransformInfo:input_type -> dsync.v1.GetTransformInfoRequest
-	32, // 37: dsync.v1.TransformService.Configure:input_type -> dsync.v1.TransformServiceConfigureRequest
-	34, // 38: dsync.v1.TransformService.Transform:input_type -> dsync.v1.TransformRequest
-	3,  // 39: dsync.v1.ConnectorService.GetInfo:output_type -> dsync.v1.GetInfoResponse
-	8,  // 40: dsync.v1.ConnectorService.Configure:output_type -> dsync.v1.ConfigureResponse
-	10, // 41: dsync.v1.ConnectorService.GetNamespaceMetadata:output_type -> dsync.v1.GetNamespaceMetadataResponse
-	14, // 42: dsync.v1.ConnectorService.GeneratePlan:output_type -> dsync.v1.GeneratePlanResponse
-	16, // 43: dsync.v1.ConnectorService.ListData:output_type -> dsync.v1.ListDataResponse
-	19, // 44: dsync.v1.ConnectorService.StreamUpdates:output_type -> dsync.v1.StreamUpdatesResponse
-	21, // 45: dsync.v1.ConnectorService.AckUpdates:output_type -> dsync.v1.AckUpdatesResponse
-	23, // 46: dsync.v1.ConnectorService.StreamLSN:output_type -> dsync.v1.StreamLSNResponse
-	25, // 47: dsync.v1.ConnectorService.GetByIds:output_type -> dsync.v1.GetByIdsResponse
-	27, // 48: dsync.v1.ConnectorService.WriteData:output_type -> dsync.v1.WriteDataResponse
-	29, // 49: dsync.v1.ConnectorService.WriteUpdates:output_type -> dsync.v1.WriteUpdatesResponse
-	31, // 50: dsync.v1.TransformService.GetTransformInfo:output_type -> dsync.v1.GetTransformInfoResponse
-	33, // 51: dsync.v1.TransformService.Configure:output_type -> dsync.v1.TransformServiceConfigureResponse
-	36, // 52: dsync.v1.TransformService.Transform:output_type -> dsync.v1.TransformResponse
-	39, // [39:53] is the sub-list for method output_type
-	25, // [25:39] is the sub-list for method input_type
+	30, // 36: dsync.v1.ConnectorService.ListIndexes:input_type -> dsync.v1.ListIndexesRequest
+	32, // 37: dsync.v1.ConnectorService.CreateIndexes:input_type -> dsync.v1.CreateIndexesRequest
+	34, // 38: dsync.v1.TransformService.GetTransformInfo:input_type -> dsync.v1.GetTransformInfoRequest
+	36, // 39: dsync.v1.TransformService.Configure:input_type -> dsync.v1.TransformServiceConfigureRequest
+	38, // 40: dsync.v1.TransformService.Transform:input_type -> dsync.v1.TransformRequest
+	3,  // 41: dsync.v1.ConnectorService.GetInfo:output_type -> dsync.v1.GetInfoResponse
+	8,  // 42: dsync.v1.ConnectorService.Configure:output_type -> dsync.v1.ConfigureResponse
+	10, // 43: dsync.v1.ConnectorService.GetNamespaceMetadata:output_type -> dsync.v1.GetNamespaceMetadataResponse
+	14, // 44: dsync.v1.ConnectorService.GeneratePlan:output_type -> dsync.v1.GeneratePlanResponse
+	16, // 45: dsync.v1.ConnectorService.ListData:output_type -> dsync.v1.ListDataResponse
+	19, // 46: dsync.v1.ConnectorService.StreamUpdates:output_type -> dsync.v1.StreamUpdatesResponse
+	21, // 47: dsync.v1.ConnectorService.AckUpdates:output_type -> dsync.v1.AckUpdatesResponse
+	23, // 48: dsync.v1.ConnectorService.StreamLSN:output_type -> dsync.v1.StreamLSNResponse
+	25, // 49: dsync.v1.ConnectorService.GetByIds:output_type -> dsync.v1.GetByIdsResponse
+	27, // 50: dsync.v1.ConnectorService.WriteData:output_type -> dsync.v1.WriteDataResponse
+	29, // 51: dsync.v1.ConnectorService.WriteUpdates:output_type -> dsync.v1.WriteUpdatesResponse
+	31, // 52: dsync.v1.ConnectorService.ListIndexes:output_type -> dsync.v1.ListIndexesResponse
+	33, // 53: dsync.v1.ConnectorService.CreateIndexes:output_type -> dsync.v1.CreateIndexesResponse
+	35, // 54: dsync.v1.TransformService.GetTransformInfo:output_type -> dsync.v1.GetTransformInfoResponse
+	37, // 55: dsync.v1.TransformService.Configure:output_type -> dsync.v1.TransformServiceConfigureResponse
+	40, // 56: dsync.v1.TransformService.Transform:output_type -> dsync.v1.TransformResponse
+	41, // [41:57] is the sub-list for method output_type
+	25, // [25:41] is the sub-list for method input_type
 	25, // [25:25] is the sub-list for extension type_name
 	25, // [25:25] is the sub-list for extension extendee
 	0,  // [0:25] is the sub-list for field type_name
@@ -2338,7 +2560,7 @@ func file_dsync_v1_dsync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dsync_v1_dsync_proto_rawDesc), len(file_dsync_v1_dsync_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   36,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

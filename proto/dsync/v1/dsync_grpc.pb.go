@@ -60,6 +60,8 @@ const (
 	ConnectorService_GetByIds_FullMethodName             = "/dsync.v1.ConnectorService/GetByIds"
 	ConnectorService_WriteData_FullMethodName            = "/dsync.v1.ConnectorService/WriteData"
 	ConnectorService_WriteUpdates_FullMethodName         = "/dsync.v1.ConnectorService/WriteUpdates"
+	ConnectorService_ListIndexes_FullMethodName          = "/dsync.v1.ConnectorService/ListIndexes"
+	ConnectorService_CreateIndexes_FullMethodName        = "/dsync.v1.ConnectorService/CreateIndexes"
 )
 
 // ConnectorServiceClient is the client API for ConnectorService service.
@@ -125,6 +127,15 @@ type ConnectorServiceClient interface {
 	// and returns only once the changes are durable. A delete of a missing id
 	// succeeds; an update of a missing id inserts the full document.
 	WriteUpdates(ctx context.Context, in *WriteUpdatesRequest, opts ...grpc.CallOption) (*WriteUpdatesResponse, error)
+	// ListIndexes describes the secondary indexes of a namespace (source with
+	// the indexes capability). The coordinator copies them to the sink after
+	// the initial copy and before change data capture.
+	ListIndexes(ctx context.Context, in *ListIndexesRequest, opts ...grpc.CallOption) (*ListIndexesResponse, error)
+	// CreateIndexes creates indexes on a namespace of the sink (sink with the
+	// indexes capability). It is idempotent: an index that already exists
+	// with the same definition is left alone; one with the same name and a
+	// different definition is an error (FAILED_PRECONDITION).
+	CreateIndexes(ctx context.Context, in *CreateIndexesRequest, opts ...grpc.CallOption) (*CreateIndexesResponse, error)
 }
 
 type connectorServiceClient struct {
@@ -263,6 +274,26 @@ func (c *connectorServiceClient) WriteUpdates(ctx context.Context, in *WriteUpda
 	return out, nil
 }
 
+func (c *connectorServiceClient) ListIndexes(ctx context.Context, in *ListIndexesRequest, opts ...grpc.CallOption) (*ListIndexesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListIndexesResponse)
+	err := c.cc.Invoke(ctx, ConnectorService_ListIndexes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectorServiceClient) CreateIndexes(ctx context.Context, in *CreateIndexesRequest, opts ...grpc.CallOption) (*CreateIndexesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateIndexesResponse)
+	err := c.cc.Invoke(ctx, ConnectorService_CreateIndexes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectorServiceServer is the server API for ConnectorService service.
 // All implementations must embed UnimplementedConnectorServiceServer
 // for forward compatibility.
@@ -326,6 +357,15 @@ type ConnectorServiceServer interface {
 	// and returns only once the changes are durable. A delete of a missing id
 	// succeeds; an update of a missing id inserts the full document.
 	WriteUpdates(context.Context, *WriteUpdatesRequest) (*WriteUpdatesResponse, error)
+	// ListIndexes describes the secondary indexes of a namespace (source with
+	// the indexes capability). The coordinator copies them to the sink after
+	// the initial copy and before change data capture.
+	ListIndexes(context.Context, *ListIndexesRequest) (*ListIndexesResponse, error)
+	// CreateIndexes creates indexes on a namespace of the sink (sink with the
+	// indexes capability). It is idempotent: an index that already exists
+	// with the same definition is left alone; one with the same name and a
+	// different definition is an error (FAILED_PRECONDITION).
+	CreateIndexes(context.Context, *CreateIndexesRequest) (*CreateIndexesResponse, error)
 	mustEmbedUnimplementedConnectorServiceServer()
 }
 
@@ -368,6 +408,12 @@ func (UnimplementedConnectorServiceServer) WriteData(context.Context, *WriteData
 }
 func (UnimplementedConnectorServiceServer) WriteUpdates(context.Context, *WriteUpdatesRequest) (*WriteUpdatesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method WriteUpdates not implemented")
+}
+func (UnimplementedConnectorServiceServer) ListIndexes(context.Context, *ListIndexesRequest) (*ListIndexesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListIndexes not implemented")
+}
+func (UnimplementedConnectorServiceServer) CreateIndexes(context.Context, *CreateIndexesRequest) (*CreateIndexesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateIndexes not implemented")
 }
 func (UnimplementedConnectorServiceServer) mustEmbedUnimplementedConnectorServiceServer() {}
 func (UnimplementedConnectorServiceServer) testEmbeddedByValue()                          {}
@@ -574,6 +620,42 @@ func _ConnectorService_WriteUpdates_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectorService_ListIndexes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListIndexesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectorServiceServer).ListIndexes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectorService_ListIndexes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectorServiceServer).ListIndexes(ctx, req.(*ListIndexesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectorService_CreateIndexes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateIndexesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectorServiceServer).CreateIndexes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectorService_CreateIndexes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectorServiceServer).CreateIndexes(ctx, req.(*CreateIndexesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConnectorService_ServiceDesc is the grpc.ServiceDesc for ConnectorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -616,6 +698,14 @@ var ConnectorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "WriteUpdates",
 			Handler:    _ConnectorService_WriteUpdates_Handler,
+		},
+		{
+			MethodName: "ListIndexes",
+			Handler:    _ConnectorService_ListIndexes_Handler,
+		},
+		{
+			MethodName: "CreateIndexes",
+			Handler:    _ConnectorService_CreateIndexes_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
