@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -50,8 +51,20 @@ func failure(err error) error {
 }
 
 // Run runs dsync with args (without the program name) and returns the exit
-// code. Errors are printed to stderr as one line.
+// code. Errors are printed to stderr as one line. Calls must not overlap:
+// urfave/cli v2 keeps the state of the --help and --version flags in package
+// variables.
+//
+// An empty DSYNC_* environment variable counts as unset (Run removes it from
+// the environment): urfave/cli would otherwise let it hide the --config
+// file's value, and give string flags an empty value instead of their
+// default.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	for _, kv := range os.Environ() {
+		if k, v, _ := strings.Cut(kv, "="); v == "" && strings.HasPrefix(k, "DSYNC_") {
+			os.Unsetenv(k)
+		}
+	}
 	app := newApp(stdout, stderr)
 	err := app.RunContext(ctx, append([]string{"dsync"}, interspersed(app, args)...))
 	if err == nil {
@@ -59,8 +72,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	code := ExitFailure
 	var ee *exitError
-	if errors.As(err, &ee) {
+	var ec cli.ExitCoder
+	switch {
+	case errors.As(err, &ee):
 		code = ee.code
+	case errors.As(err, &ec):
+		// urfave/cli's own exit errors are about usage: an unknown help
+		// topic (`dsync --help nosuch`).
+		code = ExitUsage
 	}
 	fmt.Fprintf(stderr, "dsync: %s\n", oneLine(err.Error()))
 	return code
@@ -90,12 +109,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		UseShortOptionHandling: true,
 		OnUsageError:           onUsageError,
 		ExitErrHandler:         func(*cli.Context, error) {},
-		CommandNotFound: func(c *cli.Context, name string) {
-			// urfave/cli has no error return here; the Before hooks of the
-			// root command and of commands with subcommands report it
-			// instead (see rejectUnknownCommand).
-		},
-		Before: rejectUnknownCommand,
+		Before:                 rejectUnknownCommand,
 		Commands: []*cli.Command{
 			versionCommand(),
 			connectorsCommand(),

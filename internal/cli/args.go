@@ -13,7 +13,9 @@ import (
 // the command's flag definitions to know which flags take a value. "--"
 // ends the reordering; it is kept in front of every positional argument, so
 // that what follows it stays positional even after an earlier positional
-// argument (`dsync sync SRC --mode initial -- -odd-sink`).
+// argument (`dsync sync SRC --mode initial -- -odd-sink`). Aliases are
+// replaced by the primary flag name, and --help on a command without
+// subcommands drops everything else.
 func interspersed(app *cli.App, args []string) []string {
 	if len(args) == 0 {
 		return args
@@ -46,13 +48,16 @@ func interspersed(app *cli.App, args []string) []string {
 		return args
 	}
 	takesValue := map[string]bool{}
+	primary := map[string]string{}
 	for _, f := range cmd.Flags {
 		v := !isBool(f)
 		for _, n := range f.Names() {
 			takesValue[n] = v
+			primary[n] = f.Names()[0]
 		}
 	}
 	var flags, positional, rest []string
+	help := false
 	for ; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
@@ -63,15 +68,35 @@ func interspersed(app *cli.App, args []string) []string {
 			positional = append(positional, a)
 			continue
 		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if p := primary[name]; p != "" && p != name {
+			// urfave/cli rejects a flag given under two of its names
+			// (`-n a.b --namespace c.d`): always pass the primary one.
+			a = "--" + p
+			if hasValue {
+				a += "=" + value
+			}
+		}
 		flags = append(flags, a)
-		name := strings.TrimLeft(a, "-")
-		if strings.Contains(name, "=") {
+		if hasValue {
 			continue
 		}
-		if takesValue[name] && i+1 < len(args) {
+		help = help || name == "help" || name == "h"
+		if takesValue[name] {
+			if i+1 == len(args) {
+				// The value is missing: leave the flag last so that the
+				// parser reports it rather than taking an argument as
+				// its value.
+				return append(out, flags...)
+			}
 			i++
 			flags = append(flags, args[i])
 		}
+	}
+	if help && len(cmd.Subcommands) == 0 {
+		// urfave/cli reads `sync --help SRC` as a request for help on a
+		// subcommand named SRC.
+		return append(out, "--help")
 	}
 	out = append(out, flags...)
 	if i < len(args) {

@@ -246,6 +246,16 @@ func runSync(c *cli.Context) error {
 	stopSignals := handleSignals(cancel, logger)
 	defer stopSignals()
 
+	// The state directory is locked before any plugin starts: a second run
+	// of a flow that is running is refused with the lock's message, without
+	// launching or configuring connectors next to the running ones.
+	store, err := checkpoint.Open(a.stateDir, checkpoint.Options{})
+	if err != nil {
+		return failure(err)
+	}
+	defer store.Close()
+	a.cfg.Store = store
+
 	host, err := newHost(c, logger)
 	if err != nil {
 		return failure(err)
@@ -272,13 +282,6 @@ func runSync(c *cli.Context) error {
 		}
 		a.cfg.Transforms = append(a.cfg.Transforms, tp.Transform())
 	}
-
-	store, err := checkpoint.Open(a.stateDir, checkpoint.Options{})
-	if err != nil {
-		return failure(err)
-	}
-	defer store.Close()
-	a.cfg.Store = store
 
 	flow, err := coordinator.New(a.cfg)
 	if err != nil {
