@@ -36,7 +36,7 @@ func connectorsCommand() *cli.Command {
 		Name:  "connectors",
 		Usage: "list built-in connectors and transforms and plugins found on PATH",
 		Description: "Built-in capabilities are listed without starting anything. Third-party plugins are\n" +
-			"listed by path; run 'dsync conformance' to check what they implement.",
+			"listed by path; their capabilities are known once they are configured.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
 			pluginDirFlag(),
