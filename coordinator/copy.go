@@ -197,17 +197,20 @@ func (c *copier) write(b *writeBatch) {
 	p.mu.Unlock()
 }
 
-// pageDoneLocked frees a fully written page and hands the partition's
-// contiguous prefix of written pages to the checkpointer: its cursor moves to
-// page k's next cursor only when pages 1..k are all written. The caller holds
-// pg.part.mu, which keeps one partition's advances in seq order.
+// pageDoneLocked hands the partition's contiguous prefix of written pages to
+// the checkpointer: its cursor moves to page k's next cursor only when pages
+// 1..k are all written. A page's in-flight allowance is released only when
+// it leaves that prefix, not when it is written: otherwise one stalled page
+// would let its partition write arbitrarily far past the checkpoint, and a
+// crash would re-copy all of it. The caller holds pg.part.mu, which keeps one
+// partition's advances in seq order.
 func (c *copier) pageDoneLocked(pg *page) {
-	c.sem.Release(pg.weight)
 	p := pg.part
 	var adv checkpoint.PartitionCheckpoint
 	n := 0
 	for n < len(p.pages) && p.pages[n].pending == 0 {
 		head := p.pages[n]
+		c.sem.Release(head.weight)
 		adv.Seq, adv.Cursor = head.seq, head.next
 		adv.DocsDelta += head.docs
 		adv.BytesDelta += head.bytes
