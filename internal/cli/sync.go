@@ -243,7 +243,7 @@ func runSync(c *cli.Context) error {
 
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
-	stopSignals := handleSignals(cancel, logger)
+	stopSignals := handleSignals(cancel, logger, c.App.ErrWriter)
 	defer stopSignals()
 
 	// The state directory is locked before any plugin starts: a second run
@@ -312,9 +312,11 @@ func runSync(c *cli.Context) error {
 }
 
 // handleSignals cancels the run on the first SIGINT/SIGTERM and exits the
-// process at once on the second; the checkpoint store is consistent at any
-// instant, so the abrupt exit loses nothing but in-flight work.
-func handleSignals(cancel context.CancelFunc, logger *slog.Logger) func() {
+// process at once on the second, with exit code 1 and the one-line error on
+// stderr that every failure prints (the log may be filtered or go to a
+// file); the checkpoint store is consistent at any instant, so the abrupt
+// exit loses nothing but in-flight work.
+func handleSignals(cancel context.CancelFunc, logger *slog.Logger, stderr io.Writer) func() {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})
@@ -329,6 +331,7 @@ func handleSignals(cancel context.CancelFunc, logger *slog.Logger) func() {
 		select {
 		case <-sigs:
 			logger.Warn("second signal: exiting now; the next run resumes from the last checkpoint")
+			fmt.Fprintln(stderr, "dsync: stopped at once by a second signal, without draining in-flight writes; rerun the same command to resume from the last checkpoint")
 			os.Exit(ExitFailure)
 		case <-done:
 		}
