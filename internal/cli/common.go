@@ -123,8 +123,8 @@ func isResolveError(err error) bool {
 }
 
 // startConnector starts a connector plugin and checks it can play role.
-func startConnector(ctx context.Context, h *pluginhost.Host, role pluginhost.Role, arg, explicit string) (*pluginhost.Plugin, error) {
-	p, err := h.Start(ctx, pluginhost.Spec{Role: role, Arg: arg, ExplicitPath: explicit})
+func startConnector(ctx context.Context, h *pluginhost.Host, role pluginhost.Role, arg, explicit string, settings map[string]string) (*pluginhost.Plugin, error) {
+	p, err := h.Start(ctx, pluginhost.Spec{Role: role, Arg: arg, ExplicitPath: explicit, Settings: settings})
 	if err != nil {
 		return nil, startErr(err)
 	}

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dsyncio/dsync/connectors/postgres"
 	"github.com/dsyncio/dsync/coordinator/checkpoint"
 )
 
@@ -106,7 +108,14 @@ func stateCommand() *cli.Command {
 				Name:      "reset",
 				Usage:     "delete every checkpoint of one flow (the next sync starts over)",
 				ArgsUsage: "FLOW",
-				Flags:     []cli.Flag{stateDirFlag()},
+				Description: "A flow reading PostgreSQL holds a replication slot, which keeps WAL on the\n" +
+					"source until dropped. If dsync created the slot and publication, reset says so and\n" +
+					"how to drop them; with --drop-replication --source URL it drops them itself. Slots\n" +
+					"and publications named with --pg-slot/--pg-publication are never dropped.",
+				Flags: []cli.Flag{stateDirFlag(),
+					&cli.BoolFlag{Name: "drop-replication", Usage: "also drop the replication slot and publication dsync created for the flow (needs --source)"},
+					&cli.StringFlag{Name: "source", Usage: "connection string of the flow's PostgreSQL source, for --drop-replication"},
+				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
 						return usageErrorf("usage: dsync state reset FLOW")
@@ -124,6 +133,21 @@ func stateCommand() *cli.Command {
 					}
 					defer st.Close()
 					id := c.Args().First()
+					if c.Bool("drop-replication") && c.String("source") == "" {
+						return usageErrorf("--drop-replication needs --source with the flow's PostgreSQL connection string")
+					}
+					owned, err := ownedReplication(st, id)
+					if err != nil && !errors.Is(err, checkpoint.ErrFlowNotFound) {
+						return failure(err)
+					}
+					if len(owned) > 0 && c.Bool("drop-replication") {
+						for _, r := range owned {
+							if err := postgres.DropReplication(c.Context, c.String("source"), r.slot, r.publication); err != nil {
+								return failure(fmt.Errorf("drop replication slot %q / publication %q: %w (the flow is not reset)", r.slot, r.publication, err))
+							}
+							fmt.Fprintf(c.App.Writer, "dropped replication slot %q and publication %q\n", r.slot, r.publication)
+						}
+					}
 					if err := st.ResetFlow(id); err != nil {
 						if errors.Is(err, checkpoint.ErrFlowNotFound) {
 							return failure(fmt.Errorf("no flow %q in %s (see 'dsync state list')", id, st.Dir()))
@@ -131,6 +155,13 @@ func stateCommand() *cli.Command {
 						return failure(err)
 					}
 					fmt.Fprintf(c.App.Writer, "flow %s reset: its checkpoints are deleted\n", id)
+					if len(owned) > 0 && !c.Bool("drop-replication") {
+						for _, r := range owned {
+							fmt.Fprintf(c.App.Writer, "the flow's source still has replication slot %q and publication %q, created by dsync; "+
+								"they retain WAL until dropped: rerun with --drop-replication --source URL, or run "+
+								"SELECT pg_drop_replication_slot('%s'); DROP PUBLICATION IF EXISTS %s;\n", r.slot, r.publication, r.slot, r.publication)
+						}
+					}
 					return nil
 				},
 			},
@@ -252,4 +283,41 @@ func showFlow(c *cli.Context, st *checkpoint.Store, id string) error {
 		return tw.Flush()
 	}
 	return nil
+}
+
+type replicationNames struct{ slot, publication string }
+
+// ownedReplication lists the replication slots and publications that dsync
+// created for a flow reading PostgreSQL (never ones the user named).
+func ownedReplication(st *checkpoint.Store, id string) ([]replicationNames, error) {
+	meta, err := st.Flow(id)
+	if err != nil {
+		return nil, err
+	}
+	scheme := strings.ToLower(strings.SplitN(meta.Source, ":", 2)[0])
+	if scheme != "postgres" && scheme != "postgresql" {
+		return nil, nil
+	}
+	ups, err := st.Updates(id)
+	if err != nil {
+		return nil, err
+	}
+	var out []replicationNames
+	for _, u := range ups {
+		r, err := postgres.ReplicationOf(u.Cursor)
+		if err != nil {
+			continue
+		}
+		var n replicationNames
+		if r.SlotOwned {
+			n.slot = r.Slot
+		}
+		if r.PublicationOwned {
+			n.publication = r.Publication
+		}
+		if n != (replicationNames{}) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }

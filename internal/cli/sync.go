@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -48,13 +50,15 @@ func syncFlags() []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "state-dir", Value: defaultStateDir(), EnvVars: env("state-dir"),
 			Usage: "directory of the checkpoint store"}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "reset", Usage: "discard the checkpoints of this source and sink and start over", EnvVars: env("reset")}),
+		str("pg-slot", "", "PostgreSQL source: use this existing logical replication slot instead of creating one"),
+		str("pg-publication", "", "PostgreSQL source: use this existing publication instead of creating one"),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "no-indexes", Usage: "do not copy secondary indexes after the copy", EnvVars: env("no-indexes")}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "until-lag", EnvVars: env("until-lag"),
 			Usage: "with --mode full or cdc: exit 0 once the change-stream lag has stayed below this for a few seconds (cut-over)"}),
 		str("progress", "auto", "auto (bars on a terminal, JSON lines otherwise), tty, json or none"),
 		str("metrics", "", "serve Prometheus metrics on this address, e.g. :9090"),
-		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "transform", Aliases: []string{"t"}, EnvVars: env("transform"),
-			Usage: "transform applied between source and sink, repeatable, in order: NAME or NAME:SPEC"}),
+		&specsFlag{StringSliceFlag: &cli.StringSliceFlag{Name: "transform", Aliases: []string{"t"}, EnvVars: env("transform"),
+			Usage: "transform applied between source and sink, repeatable, in order: NAME or NAME:SPEC"}},
 		str("source-plugin", "", "run this executable as the source connector (the source URL is passed to it verbatim)"),
 		str("sink-plugin", "", "run this executable as the sink connector"),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "transform-plugin", EnvVars: env("transform-plugin"),
@@ -142,7 +146,8 @@ func loadConfig(path string, flags []cli.Flag) (altsrc.InputSourceContext, error
 		}
 		v := m[k]
 		if s, ok := v.(string); ok {
-			if _, slice := f.(*altsrc.StringSliceFlag); slice {
+			switch f.(type) {
+			case *altsrc.StringSliceFlag, *specsFlag:
 				v = []any{s}
 			}
 		}
@@ -204,7 +209,7 @@ func parseSyncArgs(c *cli.Context) (*syncArgs, error) {
 	default:
 		return nil, usageErrorf("--progress %q: want auto, tty, json or none", c.String("progress"))
 	}
-	a.transforms = c.StringSlice("transform")
+	a.transforms = specsOf(c, "transform")
 	a.tplugins = c.StringSlice("transform-plugin")
 	if len(a.tplugins) > len(a.transforms) {
 		return nil, usageErrorf("--transform-plugin given %d times but --transform only %d times", len(a.tplugins), len(a.transforms))
@@ -262,11 +267,15 @@ func runSync(c *cli.Context) error {
 	}
 	defer host.Close()
 
-	src, err := startConnector(ctx, host, pluginhost.RoleSource, a.source, c.String("source-plugin"))
+	srcSettings, err := sourceSettings(c, a)
 	if err != nil {
 		return err
 	}
-	snk, err := startConnector(ctx, host, pluginhost.RoleSink, a.sink, c.String("sink-plugin"))
+	src, err := startConnector(ctx, host, pluginhost.RoleSource, a.source, c.String("source-plugin"), srcSettings)
+	if err != nil {
+		return err
+	}
+	snk, err := startConnector(ctx, host, pluginhost.RoleSink, a.sink, c.String("sink-plugin"), nil)
 	if err != nil {
 		return err
 	}
@@ -431,4 +440,34 @@ func humanBytes(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// sourceSettings are the connector settings of the source. A PostgreSQL
+// source gets the names of an existing slot and publication when given, and
+// otherwise a flow key from which it derives names of its own, so that two
+// flows reading one database never share a slot. The key hashes what
+// identifies the flow without the source's credentials (the URLs are
+// redacted), so rotating a password keeps the slot.
+func sourceSettings(c *cli.Context, a *syncArgs) (map[string]string, error) {
+	slot, pub := c.String("pg-slot"), c.String("pg-publication")
+	scheme := strings.ToLower(strings.SplitN(a.source, ":", 2)[0])
+	if scheme != "postgres" && scheme != "postgresql" {
+		if slot != "" || pub != "" {
+			return nil, usageErrorf("--pg-slot and --pg-publication only apply to a postgres:// source")
+		}
+		return nil, nil
+	}
+	h := sha256.New()
+	for _, part := range append([]string{redact.URL(a.source), redact.URL(a.sink), string(a.cfg.Mode)}, a.cfg.Namespaces.Entries()...) {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	settings := map[string]string{"flow": hex.EncodeToString(h.Sum(nil))[:12]}
+	if slot != "" {
+		settings["slot"] = slot
+	}
+	if pub != "" {
+		settings["publication"] = pub
+	}
+	return settings, nil
 }

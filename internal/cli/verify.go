@@ -229,11 +229,11 @@ func verifyRun(c *cli.Context) (*verify.Result, error) {
 		return nil, err
 	}
 	defer host.Close()
-	pa, err := startConnector(ctx, host, pluginhost.RoleSource, a.a, c.String("a-plugin"))
+	pa, err := startConnector(ctx, host, pluginhost.RoleSource, a.a, c.String("a-plugin"), nil)
 	if err != nil {
 		return nil, fmt.Errorf("A: %w", err)
 	}
-	pb, err := startConnector(ctx, host, pluginhost.RoleSource, a.b, c.String("b-plugin"))
+	pb, err := startConnector(ctx, host, pluginhost.RoleSource, a.b, c.String("b-plugin"), nil)
 	if err != nil {
 		return nil, fmt.Errorf("B: %w", err)
 	}
