@@ -102,5 +102,9 @@
 //     after 2 seconds).
 //
 // A plugin that cannot do mutual TLS is accepted only when the user names it
-// in --plugin-insecure.
+// in --plugin-insecure. A plugin may speak DATA_TYPE_JSON (relaxed Extended
+// JSON) only; dsync converts from and to BSON. The guide, with
+// the handshake step by step, is docs/plugins.md in the dsync repository;
+// examples/python-connector and examples/node-transform implement it, and
+// `dsync conformance --plugin PATH URL` checks the result.
 package sdk

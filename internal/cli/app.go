@@ -116,6 +116,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			pluginCommand(),
 			stateCommand(),
 			syncCommand(),
+			conformanceCommand(),
+			verifyCommand(),
 		},
 	}
 	for _, c := range app.Commands {

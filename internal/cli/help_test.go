@@ -34,6 +34,7 @@ func TestHelpGolden(t *testing.T) {
 		{"state-reset", []string{"state", "reset", "--help"}},
 		{"connectors", []string{"connectors", "--help"}},
 		{"version", []string{"version", "--help"}},
+		{"conformance", []string{"conformance", "--help"}},
 	}
 	written := map[string]bool{}
 	for _, tt := range tests {

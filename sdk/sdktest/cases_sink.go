@@ -61,6 +61,60 @@ func (e *env) expectDocs(p *instance, when, ns string, ids []bson.RawValue, want
 	lim.done()
 }
 
+// expectListedOnce checks, for a sink that is also a source of the same
+// data (Harness.ReadBackWithGetByIDs), that reading namespace ns through
+// GeneratePlan and ListData lists every id at most once: a sink that
+// appends instead of replacing passes a read-back by id but duplicates
+// documents when dsync replays writes after a restart. When the namespace
+// cannot be planned or read, the check is skipped and logged.
+func (e *env) expectListedOnce(p *instance, info sdk.Info, when, ns string) {
+	e.t.Helper()
+	if e.h.ReadBack != nil || !e.h.ReadBackWithGetByIDs || info.Source == nil {
+		return
+	}
+	plan, err := p.C.GeneratePlan(e.ctx, sdk.PlanRequest{Namespaces: []string{ns}, InitialSync: true})
+	if err != nil {
+		e.t.Logf("GeneratePlan(%q) of the sink namespace: %s; not checked for duplicates", ns, describeErr(err))
+		return
+	}
+	counts := map[string]int{}
+	ids := map[string]bson.RawValue{}
+	var keys []string
+	for _, part := range plan.Partitions {
+		docs, _, _, err := readAll(e.ctx, p.C, part, nil)
+		if err != nil {
+			e.t.Logf("reading the sink namespace back: %v; not checked for duplicates", err)
+			return
+		}
+		for _, d := range docs {
+			id, ok := docID(d)
+			if !ok {
+				continue
+			}
+			k := idKey(id)
+			if counts[k] == 0 {
+				keys = append(keys, k)
+				ids[k] = id
+			}
+			counts[k]++
+		}
+	}
+	var dups []string
+	for _, k := range keys {
+		if n := counts[k]; n > 1 {
+			dups = append(dups, fmt.Sprintf("_id %s %d times", idString(ids[k]), n))
+		}
+	}
+	if len(dups) > 0 {
+		shown := dups[:min(len(dups), 3)]
+		if len(dups) > len(shown) {
+			shown = append(shown, "...")
+		}
+		e.t.Errorf("%s: reading namespace %q back with ListData lists %d of its %d ids more than once (%s); WriteData must insert or replace by id, not append (dsync replays writes after a restart)",
+			when, ns, len(dups), len(keys), strings.Join(shown, ", "))
+	}
+}
+
 // sampleIDs are ids of several BSON types; numeric ones do not collide.
 func sampleIDs() []bson.RawValue {
 	oid, _ := bson.ObjectIDFromHex("65a1b2c3d4e5f60718293a4b")
@@ -127,6 +181,7 @@ func caseWriteDataIdempotent(e *env) {
 		}
 	}
 	expect("after writing one batch twice", v1)
+	e.expectListedOnce(p, info, "after writing one batch twice", ns)
 	if err := p.C.WriteData(e.ctx, ns, v2); err != nil {
 		t.Fatalf("WriteData(%q) of new versions of the same ids: %s; WriteData inserts or replaces", ns, describeErr(err))
 	}
@@ -135,6 +190,7 @@ func caseWriteDataIdempotent(e *env) {
 		t.Fatalf("WriteData(%q) of the new versions again: %s", ns, describeErr(err))
 	}
 	expect("after writing the new versions again", v2)
+	e.expectListedOnce(p, info, "after writing new versions of the same ids, twice", ns)
 	if !e.canReadBack() {
 		t.Logf("neither Harness.ReadBack nor Harness.ReadBackWithGetByIDs is set: only checked that the writes succeed")
 	}

@@ -106,7 +106,9 @@
 //     they were made; after AckUpdates and a restart, the stream reopened
 //     from a mid-stream cursor repeats exactly what followed that cursor.
 //   - sink/write_data_idempotent: writing a batch twice gives the same
-//     state; new versions of the same ids replace (not merge) them.
+//     state; new versions of the same ids replace (not merge) them; with
+//     ReadBackWithGetByIDs, reading the namespace back through ListData
+//     lists each id once (a sink that appends fails here).
 //   - sink/write_data_large_batch: 5 MiB documents in a 10 MiB batch pass
 //     the gRPC limits.
 //   - sink/write_updates_ordered: insert, partial update, replace, delete
@@ -118,6 +120,35 @@
 //   - cancel/stream_mid_way: a stream canceled after its first response
 //     returns within 2 s, the plugin answers at once, the stream can be
 //     reopened right away, and a stream deadline ends it.
+//
+// A transform plugin ([Harness.Transform]) runs these cases instead, with
+// the documents of [TransformHarness.Docs] and changes derived from them,
+// through the same client and data type negotiation as dsync:
+//
+//   - transform/get_transform_info: GetTransformInfo answers before
+//     Configure, lists data types of the protocol, produces the type dsync
+//     sends (BSON when accepted, else the first accepted one), and is
+//     stable.
+//   - transform/calls_before_configure: Transform before Configure fails
+//     with FAILED_PRECONDITION.
+//   - transform/configure_rejects_bad_specs: each of
+//     [TransformHarness.BadSpecs] fails with INVALID_ARGUMENT and a
+//     one-line message and leaves the plugin unconfigured.
+//   - transform/documents_deterministic: the same documents give the same
+//     output twice and after a restart; every output document has an _id;
+//     no documents give none.
+//   - transform/updates_deterministic_and_ordered: the same for inserts,
+//     partial updates, replaces and deletes; within an output namespace the
+//     changes of each id keep their order. A transform that refuses partial
+//     updates with FAILED_PRECONDITION (it needs whole documents) is
+//     checked with the other changes.
+//   - transform/errors_keep_their_class: malformed documents and ids, an
+//     unknown data type and a data type the plugin does not accept fail
+//     with INVALID_ARGUMENT (never retryable or internal), and the plugin
+//     keeps working.
+//
+// [Detect] tells a connector from a transform, for tools that check any
+// plugin executable.
 //
 // Sink cases verify end states only when writes can be read back
 // ([Harness.ReadBack] or [Harness.ReadBackWithGetByIDs]); otherwise they

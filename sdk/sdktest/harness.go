@@ -22,6 +22,9 @@ const (
 	DefaultUpdateEvents = 20
 	// DefaultCaseTimeout bounds one case.
 	DefaultCaseTimeout = 2 * time.Minute
+	// DefaultTransformNamespace is the namespace of the input of transform
+	// cases.
+	DefaultTransformNamespace = "sdktest.transform"
 )
 
 // Harness tells the suite how to run one connector and what its data looks
@@ -60,8 +63,14 @@ type Harness struct {
 	// dataset (keep it small: hundreds to a few thousand documents, spread
 	// over more than one ListData page); for a sink, a target where
 	// SinkNamespace is empty. A connector that is both gets one URL for both
-	// roles. Required.
+	// roles. Required for a connector; not used for a transform.
 	URL func(t TB) string
+
+	// Transform, when set, says the plugin is a transform (it serves
+	// TransformService): the suite runs the transform cases, configured as
+	// it describes, instead of the connector cases. A transform runs with
+	// Command only.
+	Transform *TransformHarness
 
 	// Settings are passed to every Configure call. Default none.
 	Settings map[string]string
@@ -132,6 +141,30 @@ type Harness struct {
 	NoLeakCheck bool
 }
 
+// TransformHarness describes how to run a transform plugin.
+type TransformHarness struct {
+	// Spec is what Configure receives: the text after NAME: in
+	// `--transform NAME:SPEC`. It may be empty for a transform that takes
+	// none.
+	Spec string
+
+	// BadSpecs are specs that Configure must reject with INVALID_ARGUMENT.
+	// Default none: transform/configure_rejects_bad_specs is then skipped
+	// and says why.
+	BadSpecs []string
+
+	// Namespace is the namespace of the input. Default
+	// DefaultTransformNamespace.
+	Namespace string
+
+	// Docs are the input documents, each with an _id; the update cases
+	// derive inserts, partial updates, replaces and deletes from them.
+	// Default: ten documents with ids and fields of several BSON types,
+	// nested documents and arrays, among them the top-level string field
+	// "name".
+	Docs []bson.Raw
+}
+
 // Expect lists capabilities a plugin must claim in GetInfo.
 type Expect struct {
 	Source   bool
@@ -186,8 +219,20 @@ func (h Harness) withDefaults() (Harness, error) {
 	if h.Insecure && h.Connector != nil {
 		errs = append(errs, errors.New("Harness.Insecure applies to Harness.Command only; in-process plugins never use mTLS"))
 	}
-	if h.URL == nil {
+	switch {
+	case h.Transform != nil && h.Connector != nil:
+		errs = append(errs, errors.New("Harness.Transform needs Harness.Command: transforms are not served in-process"))
+	case h.Transform == nil && h.URL == nil:
 		errs = append(errs, errors.New("Harness.URL is required"))
+	}
+	if h.Transform != nil {
+		for i, d := range h.Transform.Docs {
+			if err := d.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("Harness.Transform.Docs[%d] is not a valid BSON document: %w", i, err))
+			} else if _, ok := docID(d); !ok {
+				errs = append(errs, fmt.Errorf("Harness.Transform.Docs[%d] has no _id", i))
+			}
+		}
 	}
 	if h.UpdateEvents < 0 {
 		errs = append(errs, fmt.Errorf("Harness.UpdateEvents is %d; it must not be negative", h.UpdateEvents))
@@ -219,6 +264,16 @@ func (h Harness) withDefaults() (Harness, error) {
 	}
 	if h.CaseTimeout == 0 {
 		h.CaseTimeout = DefaultCaseTimeout
+	}
+	if h.Transform != nil {
+		th := *h.Transform
+		if th.Namespace == "" {
+			th.Namespace = DefaultTransformNamespace
+		}
+		if len(th.Docs) == 0 {
+			th.Docs = sampleDocs(sampleIDs(), 1)
+		}
+		h.Transform = &th
 	}
 	return h, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dsyncio/dsync/internal/spi"
 	"github.com/dsyncio/dsync/internal/wire"
+	dsyncv1 "github.com/dsyncio/dsync/proto/dsync/v1"
 	"github.com/dsyncio/dsync/sdk"
 )
 
@@ -48,7 +49,10 @@ func newEnv(t TB, h *Harness) *env {
 	t.Helper()
 	// The URL first: cleanups it registers (a database server, say) then run
 	// after the plugins using it are stopped.
-	url := h.URL(t)
+	var url string
+	if h.URL != nil {
+		url = h.URL(t)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), h.CaseTimeout)
 	e := &env{t: t, h: h, ctx: ctx, url: url, log: &logSink{t: t}}
 	// Plugin sockets go to a short private directory: a killed plugin leaves
@@ -84,6 +88,11 @@ type instance struct {
 	C      *wire.ConnectorClient
 	client *plugin.Client
 	cmd    *exec.Cmd
+
+	// Transform plugins only: the host's client, which negotiates the data
+	// type and converts, and the raw gRPC client for malformed requests.
+	T    *wire.TransformClient
+	rawT dsyncv1.TransformServiceClient
 
 	// In-process plugins only.
 	cancelServe context.CancelFunc
@@ -199,6 +208,22 @@ func (p *instance) dispense() error {
 	rpc, err := p.client.Client()
 	if err != nil {
 		return err
+	}
+	if p.e.h.Transform != nil {
+		gc, ok := rpc.(*plugin.GRPCClient)
+		if !ok {
+			return fmt.Errorf("the plugin does not speak gRPC (%T)", rpc)
+		}
+		raw, err := rpc.Dispense(wire.TransformPluginName)
+		if err != nil {
+			return fmt.Errorf("dispense %q: %w", wire.TransformPluginName, err)
+		}
+		t, ok := raw.(*wire.TransformClient)
+		if !ok {
+			return fmt.Errorf("dispense %q returned %T, want *wire.TransformClient", wire.TransformPluginName, raw)
+		}
+		p.T, p.rawT = t, dsyncv1.NewTransformServiceClient(gc.Conn)
+		return nil
 	}
 	raw, err := rpc.Dispense(wire.ConnectorPluginName)
 	if err != nil {

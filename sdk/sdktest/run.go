@@ -75,30 +75,52 @@ type CaseResult struct {
 type suiteCase struct {
 	name string
 	run  func(e *env)
+	// transform is set for the cases of transform plugins.
+	transform bool
 }
 
 // suite lists every case in the order they run. Names are stable: tools
 // and Harness.Skip refer to them.
 var suite = []suiteCase{
-	{"info/get_info", caseGetInfo},
-	{"info/id_stable_across_restart", caseIDStable},
-	{"info/capabilities_consistent", caseCapabilities},
-	{"info/calls_before_configure", caseBeforeConfigure},
-	{"configure/rejects_bad_urls", caseBadURLs},
-	{"errors/invalid_argument_class", caseInvalidArgumentClass},
-	{"errors/unimplemented_class", caseUnimplementedClass},
-	{"source/plan_covers_all_docs", casePlanCoversAllDocs},
-	{"source/cursors_durable", caseCursorsDurable},
-	{"source/get_by_ids", caseGetByIDs},
-	{"source/updates_in_order_and_resumable", caseUpdates},
-	{"sink/write_data_idempotent", caseWriteDataIdempotent},
-	{"sink/write_data_large_batch", caseWriteDataLarge},
-	{"sink/write_updates_ordered", caseWriteUpdatesOrdered},
-	{"cancel/unary_calls", caseCancelUnary},
-	{"cancel/stream_mid_way", caseCancelStream},
+	{"info/get_info", caseGetInfo, false},
+	{"info/id_stable_across_restart", caseIDStable, false},
+	{"info/capabilities_consistent", caseCapabilities, false},
+	{"info/calls_before_configure", caseBeforeConfigure, false},
+	{"configure/rejects_bad_urls", caseBadURLs, false},
+	{"errors/invalid_argument_class", caseInvalidArgumentClass, false},
+	{"errors/unimplemented_class", caseUnimplementedClass, false},
+	{"source/plan_covers_all_docs", casePlanCoversAllDocs, false},
+	{"source/cursors_durable", caseCursorsDurable, false},
+	{"source/get_by_ids", caseGetByIDs, false},
+	{"source/updates_in_order_and_resumable", caseUpdates, false},
+	{"sink/write_data_idempotent", caseWriteDataIdempotent, false},
+	{"sink/write_data_large_batch", caseWriteDataLarge, false},
+	{"sink/write_updates_ordered", caseWriteUpdatesOrdered, false},
+	{"cancel/unary_calls", caseCancelUnary, false},
+	{"cancel/stream_mid_way", caseCancelStream, false},
+	{"transform/get_transform_info", caseTransformInfo, true},
+	{"transform/calls_before_configure", caseTransformBeforeConfigure, true},
+	{"transform/configure_rejects_bad_specs", caseTransformBadSpecs, true},
+	{"transform/documents_deterministic", caseTransformDocs, true},
+	{"transform/updates_deterministic_and_ordered", caseTransformUpdates, true},
+	{"transform/errors_keep_their_class", caseTransformErrorClass, true},
 }
 
-// CaseNames returns the names of the suite's cases in the order they run.
+// cases returns the cases that apply to the plugin h describes: the
+// transform cases for a transform, the others for a connector.
+func (h *Harness) cases() []suiteCase {
+	var out []suiteCase
+	for _, c := range suite {
+		if c.transform == (h.Transform != nil) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// CaseNames returns the names of the suite's cases in the order they run:
+// the connector cases, then the transform cases. A run only has the cases
+// of the plugin's kind (see Harness.Transform).
 func CaseNames() []string {
 	names := make([]string, len(suite))
 	for i, c := range suite {
@@ -116,22 +138,23 @@ func isCase(name string) bool {
 	return false
 }
 
-// Run runs every case of the suite against the plugin h describes, each as
-// a subtest of t named after the case. Do not call t.Parallel around it
-// unless Harness.NoLeakCheck is set.
+// Run runs every case of the suite that applies to the plugin h describes
+// (connector or transform cases), each as a subtest of t named after the
+// case. Do not call t.Parallel around it unless Harness.NoLeakCheck is set.
 func Run(t *testing.T, h Harness) {
 	t.Helper()
 	h, err := h.withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range suite {
+	for _, c := range h.cases() {
 		t.Run(c.name, func(t *testing.T) { runCase(t, &h, c) })
 	}
 }
 
-// RunCases runs every case of the suite against the plugin h describes,
-// one after the other, without package testing, and returns the results.
+// RunCases runs every case of the suite that applies to the plugin h
+// describes (connector or transform cases), one after the other, without
+// package testing, and returns the results.
 // report, when not nil, is called with each result as soon as it is known.
 // Canceling ctx stops the running case and skips the remaining ones. The
 // error is non-nil only when h is invalid.
@@ -140,8 +163,9 @@ func RunCases(ctx context.Context, h Harness, report func(CaseResult)) ([]CaseRe
 	if err != nil {
 		return nil, err
 	}
-	results := make([]CaseResult, 0, len(suite))
-	for _, c := range suite {
+	cases := h.cases()
+	results := make([]CaseResult, 0, len(cases))
+	for _, c := range cases {
 		var res CaseResult
 		if err := ctx.Err(); err != nil {
 			res = CaseResult{Name: c.name, Status: StatusSkip, Reason: fmt.Sprintf("not run: %v", err)}
