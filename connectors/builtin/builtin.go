@@ -8,8 +8,15 @@ import (
 	"sort"
 
 	"github.com/dsyncio/dsync/connectors/null"
+	"github.com/dsyncio/dsync/connectors/postgres"
 	"github.com/dsyncio/dsync/connectors/random"
 	"github.com/dsyncio/dsync/internal/spi"
+	"github.com/dsyncio/dsync/transforms/filter"
+	"github.com/dsyncio/dsync/transforms/mask"
+	"github.com/dsyncio/dsync/transforms/namespace"
+	"github.com/dsyncio/dsync/transforms/project"
+	"github.com/dsyncio/dsync/transforms/rename"
+	"github.com/dsyncio/dsync/transforms/set"
 )
 
 // Connector describes a built-in connector.
@@ -32,9 +39,18 @@ type Transform struct {
 var connectors = []Connector{
 	{Schemes: []string{"random"}, Summary: "deterministic generated documents and change events (tests, benchmarks)", New: func() spi.Connector { return random.New() }},
 	{Schemes: []string{"null"}, Summary: "discards and counts everything written (benchmarks, failure injection)", New: func() spi.Connector { return null.New() }},
+	{Schemes: []string{"postgres", "postgresql"}, Summary: "PostgreSQL tables: keyset copy, logical-replication CDC (pgoutput), upsert sink", New: func() spi.Connector { return postgres.New() }},
 }
 
-var transforms []Transform
+var transforms = []Transform{
+	{Name: "drop", Summary: "remove fields: drop:password,address.street", New: project.NewDrop},
+	{Name: "filter", Summary: `pass only documents matching a MongoDB-style query: filter:{"status":"active"}`, New: filter.New},
+	{Name: "keep", Summary: "keep only some fields (and _id): keep:name,email", New: project.NewKeep},
+	{Name: "mask", Summary: "hash or redact field values: mask:email=hash,ssn=redact;key-env=MASK_KEY", New: mask.New},
+	{Name: "namespace", Summary: "rename namespaces: namespace:shop.users=staging.customers or namespace:shop=staging", New: namespace.New},
+	{Name: "rename", Summary: "rename or move fields: rename:name=fullName,addr.zip=address.postcode", New: rename.New},
+	{Name: "set", Summary: `add constant or computed fields: set:env="staging",source=$namespace,syncedAt=$now`, New: set.New},
+}
 
 // Connectors returns the built-in connectors.
 func Connectors() []Connector { return connectors }
