@@ -431,6 +431,17 @@ func (d *dataset) plannedNamespaces(names []string) ([]int, error) {
 	seen := make(map[int]bool, len(names))
 	out := make([]int, 0, len(names))
 	for _, name := range names {
+		if name == "random" {
+			// The database name selects every namespace, as a whole-database
+			// entry of a namespace mapping (--namespace random:staging) asks.
+			for k := range d.o.Namespaces {
+				if !seen[k] {
+					seen[k] = true
+					out = append(out, k)
+				}
+			}
+			continue
+		}
 		ns, err := d.ns(name)
 		if err != nil {
 			return nil, err
@@ -454,6 +465,12 @@ func (d *dataset) filter(names []string) ([]bool, error) {
 		return f, nil
 	}
 	for _, name := range names {
+		if name == "random" { // the whole database
+			for k := range f {
+				f[k] = true
+			}
+			continue
+		}
 		ns, err := d.ns(name)
 		if err != nil {
 			return nil, err

@@ -351,3 +351,25 @@ func TestCancelledContext(t *testing.T) {
 		t.Errorf("Configure: %v", err)
 	}
 }
+
+func TestDatabaseNameSelectsEveryNamespace(t *testing.T) {
+	c := New()
+	ctx := context.Background()
+	if err := c.Configure(ctx, sdk.Config{URL: "random://?namespaces=3&docs=10&partitions=1&updates=5"}); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := c.GeneratePlan(ctx, sdk.PlanRequest{Namespaces: []string{"random"}, InitialSync: true, Updates: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, p := range plan.Partitions {
+		got[p.Namespace] = true
+	}
+	if len(got) != 3 || !got["random.ns0"] || !got["random.ns2"] {
+		t.Fatalf("plan of database random covers %v", got)
+	}
+	if _, err := c.GeneratePlan(ctx, sdk.PlanRequest{Namespaces: []string{"other"}, InitialSync: true}); sdk.KindOf(err) != sdk.KindInvalidArgument {
+		t.Fatalf("unknown database: %v", err)
+	}
+}
