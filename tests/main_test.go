@@ -423,11 +423,23 @@ func processes(t testing.TB, keep func(process) bool) []process {
 		if err != nil {
 			continue
 		}
-		if p, ok := readProcess(n); ok && p.state != 'Z' && keep(p) {
+		if p, ok := readProcess(n); ok && !exited(p) && keep(p) {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// exited reports whether a process is done with its resources. A thread
+// group leader shows state Z as soon as it exits while its other threads may
+// still be exiting; its files (and their locks) are released only with the
+// last thread, so it counts as running until it is alone.
+func exited(p process) bool {
+	if p.state != 'Z' {
+		return false
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", p.pid))
+	return err != nil || len(tasks) <= 1
 }
 
 // children returns the live child processes of pid.

@@ -7,6 +7,7 @@ package builtin
 import (
 	"sort"
 
+	"github.com/dsyncio/dsync/connectors/mongodb"
 	"github.com/dsyncio/dsync/connectors/null"
 	"github.com/dsyncio/dsync/connectors/postgres"
 	"github.com/dsyncio/dsync/connectors/random"
@@ -38,6 +39,7 @@ type Transform struct {
 
 var connectors = []Connector{
 	{Schemes: []string{"random"}, Summary: "deterministic generated documents and change events (tests, benchmarks)", New: func() spi.Connector { return random.New() }},
+	{Schemes: []string{"mongodb", "mongodb+srv"}, Summary: "MongoDB (and wire-compatible servers): type-aware partitions, change streams or oplog CDC, bulk upsert sink", New: func() spi.Connector { return mongodb.New() }},
 	{Schemes: []string{"null"}, Summary: "discards and counts everything written (benchmarks, failure injection)", New: func() spi.Connector { return null.New() }},
 	{Schemes: []string{"postgres", "postgresql"}, Summary: "PostgreSQL tables: keyset copy, logical-replication CDC (pgoutput), upsert sink", New: func() spi.Connector { return postgres.New() }},
 }

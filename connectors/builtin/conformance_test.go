@@ -71,8 +71,10 @@ func TestConformance(t *testing.T) {
 	// package, against a server their tests start, through the same plugin
 	// subprocess boundary (their test binary serving the connector).
 	ownSuite := map[string]string{
-		"postgres":   "connectors/postgres (TestConformance)",
-		"postgresql": "connectors/postgres (TestConformance)",
+		"mongodb":     "connectors/mongodb (TestConformance, against FerretDB)",
+		"mongodb+srv": "connectors/mongodb (TestConformance; SRV records need DNS, the scheme shares the connector)",
+		"postgres":    "connectors/postgres (TestConformance)",
+		"postgresql":  "connectors/postgres (TestConformance)",
 	}
 	for _, scheme := range builtin.ConnectorSchemes() {
 		if where, ok := ownSuite[scheme]; ok {
