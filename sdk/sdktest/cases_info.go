@@ -152,7 +152,7 @@ func probeStream(ctx context.Context, call func(ctx context.Context, stop func()
 	ctx, cancel := context.WithTimeout(ctx, probeWait)
 	defer cancel()
 	err := call(ctx, cancel)
-	if err != nil && ctx.Err() != nil && endedByContext(ctx, err) {
+	if err != nil && endedByContext(ctx, err) {
 		return nil
 	}
 	return err

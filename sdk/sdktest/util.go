@@ -49,8 +49,12 @@ func endedByContext(ctx context.Context, err error) bool {
 		return true
 	}
 	d, ok := ctx.Deadline()
-	return ok && !time.Now().Before(d) && sdk.IsRetryable(err)
+	return ok && time.Until(d) < deadlineSlack && sdk.IsRetryable(err)
 }
+
+// deadlineSlack absorbs the plugin's copy of a deadline firing a moment
+// before the caller's own: gRPC sends the remaining time, not the instant.
+const deadlineSlack = 250 * time.Millisecond
 
 // idKey identifies an _id value within a namespace. Numbers of different
 // BSON types with the same value are the same id, as in MongoDB.
