@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dsyncio/dsync/internal/testserver/pg"
 )
 
 // config is what one run of the program measures.
@@ -30,6 +33,28 @@ type config struct {
 	// synced syncRuns times, the sizes taking turns.
 	syncDocs []int64
 	syncRuns int
+
+	// xformDocs is the dataset of figure 3, xformRuns the runs of each
+	// pipeline.
+	xformDocs int64
+	xformRuns int
+	// verifyDocs are the dataset sizes of figure 4; verifyScaled says
+	// they are smaller than issue 6's 200k and 2M.
+	verifyDocs   []int64
+	verifyScaled bool
+	// testsink is the testsink plugin executable (built when empty).
+	testsink string
+	// mongoDocs and mongoRuns size figure 5.
+	mongoDocs int64
+	mongoRuns int
+	// pgRows and pgRuns size the copy of figure 6; cdcDuration is the
+	// paced writer's duration, cdcBurst the rows of the burst.
+	pgRows      int64
+	pgRuns      int
+	cdcDuration time.Duration
+	cdcBurst    int64
+	// noDB skips figures 5 and 6 (servers).
+	noDB bool
 }
 
 const (
@@ -78,6 +103,8 @@ func run(ctx context.Context, inv invocation, args []string, stdout, logw io.Wri
 	fs.StringVar(&cfg.out, "out", "-", `report file ("-": standard output)`)
 	fs.StringVar(&cfg.dsync, "dsync", "bin/dsync", "dsync executable (serves the plugins, runs the syncs)")
 	fs.BoolVar(&cfg.quick, "quick", false, "small datasets, seconds instead of minutes (smoke test; figures not meaningful)")
+	fs.StringVar(&cfg.testsink, "testsink", "", "dsync-connector-testsink executable for figure 4 (default: built from ./tests/testsink/cmd/dsync-connector-testsink)")
+	fs.BoolVar(&cfg.noDB, "no-db", false, "skip the MongoDB (FerretDB) and PostgreSQL figures")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -96,9 +123,19 @@ func run(ctx context.Context, inv invocation, args []string, stdout, logw io.Wri
 	if cfg.quick {
 		cfg.listDocs, cfg.listRuns = 20_000, 1
 		cfg.syncDocs, cfg.syncRuns = []int64{20_000, 200_000}, 1
+		cfg.xformDocs, cfg.xformRuns = 20_000, 1
+		cfg.verifyDocs = []int64{2_000, 20_000}
+		cfg.mongoDocs, cfg.mongoRuns = 2_000, 1
+		cfg.pgRows, cfg.pgRuns = 2_000, 1
+		cfg.cdcDuration, cfg.cdcBurst = 2*time.Second, 2_000
 	} else {
 		cfg.listDocs, cfg.listRuns = 500_000, 3
 		cfg.syncDocs, cfg.syncRuns = []int64{200_000, 2_000_000}, 3
+		cfg.xformDocs, cfg.xformRuns = 500_000, 3
+		cfg.verifyDocs, cfg.verifyScaled = []int64{100_000, 1_000_000}, true
+		cfg.mongoDocs, cfg.mongoRuns = 30_000, 2
+		cfg.pgRows, cfg.pgRuns = 100_000, 2
+		cfg.cdcDuration, cfg.cdcBurst = 15*time.Second, 20_000
 	}
 
 	r := report{
@@ -131,6 +168,62 @@ func run(ctx context.Context, inv invocation, args []string, stdout, logw io.Wri
 		}
 	}
 
+	logf("figure 3: no-op transform, %d docs, %d run(s) each", cfg.xformDocs, cfg.xformRuns)
+	if r.Transform, err = measureTransform(ctx, cfg, logf); err != nil {
+		return fmt.Errorf("figure 3: %w", err)
+	}
+
+	pluginDir, err := os.MkdirTemp("", "dsync-bench-plugins-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(pluginDir)
+	if cfg.testsink == "" {
+		logf("figure 4: building the testsink plugin")
+		if _, err := buildTestsink(ctx, pluginDir); err != nil {
+			return fmt.Errorf("figure 4: %w", err)
+		}
+	} else {
+		exe, err := filepath.Abs(cfg.testsink)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(exe, filepath.Join(pluginDir, "dsync-connector-testsink")); err != nil {
+			return err
+		}
+	}
+	r.VerifyScaled = cfg.verifyScaled
+	for _, n := range cfg.verifyDocs {
+		logf("figure 4: copy and verify of %d docs", n)
+		v, err := measureVerify(ctx, cfg, pluginDir, n)
+		if err != nil {
+			return fmt.Errorf("figure 4, %d docs: %w", n, err)
+		}
+		logf("  copy %.0f docs/s, verify %.0f docs/s, verify peak RSS %.1f MiB (all)", v.Copy.DocsPerSec(), v.DocsPerSec(), mib(v.VerifyHWM()))
+		r.Verify = append(r.Verify, v)
+	}
+
+	if cfg.noDB {
+		r.MongoSkip, r.PGSkip = "-no-db", "-no-db"
+	} else {
+		logf("figure 5: MongoDB → MongoDB (FerretDB), %d docs", cfg.mongoDocs)
+		m, err := measureMongo(ctx, cfg, logf)
+		if err != nil {
+			return fmt.Errorf("figure 5: %w", err)
+		}
+		r.Mongo = &m
+		logf("figure 6: PostgreSQL, %d rows, CDC for %v", cfg.pgRows, cfg.cdcDuration)
+		pgf, err := measurePostgres(ctx, cfg, logf)
+		switch {
+		case errors.Is(err, pg.ErrNotInstalled):
+			r.PGSkip = err.Error()
+		case err != nil:
+			return fmt.Errorf("figure 6: %w", err)
+		default:
+			r.PG = &pgf
+		}
+	}
+
 	r.LoadEnd = loadAvg()
 	var buf bytes.Buffer
 	r.write(&buf)
@@ -142,6 +235,9 @@ func run(ctx context.Context, inv invocation, args []string, stdout, logw io.Wri
 		return err
 	}
 	logf("wrote %s", cfg.out)
+	if len(r.Verify) > 1 && verifyGrowth(r.Verify) > flatLimit {
+		logf("verify peak RSS grew %+.1f%%, more than %.0f%%: see the report", verifyGrowth(r.Verify)*100, flatLimit*100)
+	}
 	if !r.Flat() {
 		logf("coordinator peak RSS grew %+.1f%%, more than %.0f%%: see the report", r.Growth()*100, flatLimit*100)
 	}

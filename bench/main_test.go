@@ -115,9 +115,65 @@ func TestQuickReport(t *testing.T) {
 		}
 	}
 	find(t, md, `\*\*Coordinator peak RSS flat \(within 20%\) as the dataset grew 10×: (yes|NO)\*\* \(largest of the runs [0-9.]+ → [0-9.]+ MiB, [-+][0-9.]+%; medians [0-9.]+ → [0-9.]+ MiB, [-+][0-9.]+%\)`)
+	checkNewSections(t, md)
 	ceiling := find(t, md, `\*\*End-to-end docs/s over the in-process ListData ceiling of figure 1\*\* \(([0-9]+) docs/s, same run\): ([0-9.]+) at 20000 docs, ([0-9.]+) at 200000 docs\.`)
 	for _, v := range ceiling {
 		positive(t, "ceiling ratio", v)
+	}
+}
+
+// checkNewSections checks figures 3 to 6. Figures 5 and 6 may say why
+// they were not measured (no PostgreSQL here).
+func checkNewSections(t *testing.T, md string) {
+	t.Helper()
+	for _, want := range []string{
+		"## 3. Overhead of one no-op transform plugin (random:// → null://)",
+		"--transform rename:nosuchfield=other",
+		"## 4. `dsync verify` random:// against a testsink copy",
+		"## 5. MongoDB → MongoDB copy: dsync vs a direct driver copy",
+		"## 6. PostgreSQL → PostgreSQL: copy vs pg_dump | psql, and CDC",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	xf := find(t, md, `\*\*With one no-op transform / without: ([0-9.]+)\*\* \(median docs/s ([0-9]+) / ([0-9]+), 20000 documents, same run\)`)
+	for _, v := range xf {
+		positive(t, "transform figure", v)
+	}
+	if !regexp.MustCompile(`\| rename \(no-op\) \| 1 \|.*rename [0-9.]+ MiB \|`).MatchString(md) {
+		t.Error("figure 3 has no run with the rename plugin's peak RSS")
+	}
+	verify := rows(t, md, "| Docs | Copy wall |")
+	for _, docs := range []string{"2000", "20000"} {
+		r := verify[docs]
+		if len(r) != 10 {
+			t.Errorf("figure 4 has no row of %s docs", docs)
+			continue
+		}
+		for _, k := range []int{1, 4, 5} {
+			positive(t, docs+" verify figure", r[k])
+		}
+		if !regexp.MustCompile(`^random [0-9.]+ MiB, testsink [0-9.]+ MiB$`).MatchString(r[7]) {
+			t.Errorf("%s docs: verify plugin peaks %q, want random and testsink", docs, r[7])
+		}
+	}
+	find(t, md, `\*\*Verify peak RSS flat \(within 20%\) as the dataset grew 10×: (yes|NO)\*\*`)
+	find(t, md, `\*\*Verify docs/s over copy docs/s of the same data, same run:\*\* [0-9.]+ at 2000 docs, [0-9.]+ at 20000 docs\.`)
+	if !strings.Contains(md, "## 5. MongoDB → MongoDB copy: dsync vs a direct driver copy\n\nNot measured") {
+		m := find(t, md, `\*\*dsync / best direct copy \(direct, [14] cursor\(s\)\): ([0-9.]+)\*\* \(median docs/s ([0-9]+) / ([0-9]+), same run`)
+		for _, v := range m {
+			positive(t, "mongo figure", v)
+		}
+	}
+	if !strings.Contains(md, "## 6. PostgreSQL → PostgreSQL: copy vs pg_dump | psql, and CDC\n\nNot measured") {
+		m := find(t, md, `\*\*dsync / pg_dump \| psql: ([0-9.]+)\*\* \(median rows/s ([0-9]+) / ([0-9]+), same run\)`)
+		for _, v := range m {
+			positive(t, "postgres copy figure", v)
+		}
+		c := find(t, md, `\*\*CDC at a fixed 1000 changes/s: applied at ([0-9]+) changes/s, source-commit → sink-visible latency p50 ([0-9.]+m?s), p99 ([0-9.]+m?s); burst drained at ([0-9]+) changes/s\.\*\*`)
+		positive(t, "CDC apply rate", c[0])
+		positive(t, "CDC burst rate", c[3])
 	}
 }
 

@@ -21,6 +21,15 @@ type report struct {
 	LoadStart, LoadEnd string
 	List               listFigure
 	Syncs              []syncSize // smallest dataset first
+	Transform          transformFigure
+	Verify             []verifyRun // smallest dataset first
+	VerifyScaled       bool
+	// Mongo and PG are nil when skipped, for the reason in MongoSkip and
+	// PGSkip.
+	Mongo     *mongoFigure
+	MongoSkip string
+	PG        *pgFigure
+	PGSkip    string
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
@@ -136,4 +145,18 @@ func (r report) write(w io.Writer) {
 		p(" %.2f at %d docs%s", z.DocsPerSec()/in.DocsPerSec(), z.Docs, sep)
 	}
 	p("\n")
+	p("\n")
+
+	r.Transform.write(w, r.DSync)
+	writeVerify(w, r.DSync, r.Verify, r.VerifyScaled)
+	if r.Mongo != nil {
+		r.Mongo.write(w, r.DSync)
+	} else {
+		p("## 5. MongoDB → MongoDB copy: dsync vs a direct driver copy\n\nNot measured in this run: %s.\n\n", r.MongoSkip)
+	}
+	if r.PG != nil {
+		r.PG.write(w, r.DSync)
+	} else {
+		p("## 6. PostgreSQL → PostgreSQL: copy vs pg_dump | psql, and CDC\n\nNot measured in this run: %s.\n\n", r.PGSkip)
+	}
 }

@@ -5,37 +5,26 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/dsyncio/dsync/connectors/random"
 )
 
-// syncResult is one end-to-end run of figure 2.
+// syncResult is one end-to-end run of figure 2 (or of a figure that runs
+// the same way).
 type syncResult struct {
 	Docs  int64
 	Bytes int64
 	Args  []string // after the executable; the state directory is a placeholder
-	Wall  time.Duration
 	// Flow is the duration dsync reports for the flow (plan, copy,
 	// checkpoints), without process and plugin start-up.
 	Flow time.Duration
-	// CPU is the user+system time of the coordinator and of the plugins it
-	// reaped.
-	CPU time.Duration
-	// Coordinator and Plugins are the peaks sampled from /proc.
-	Coordinator procPeak
-	Plugins     []procPeak
-	// WaitMaxRSS is ru_maxrss from wait4: the largest peak of the
-	// coordinator and of the children it reaped, measured by the kernel.
-	WaitMaxRSS uint64
+	procRun
 }
 
 func (s syncResult) DocsPerSec() float64 { return float64(s.Docs) / s.Wall.Seconds() }
@@ -94,7 +83,14 @@ var summaryRE = regexp.MustCompile(`(?m)^flow \S+ done in (\S+): (\d+) docs `)
 // measureSync runs `dsync sync` of n random documents into null:// with a
 // fresh state directory and samples the peak RSS of every process.
 func measureSync(ctx context.Context, cfg config, n int64) (syncResult, error) {
-	src := fmt.Sprintf("random://?namespaces=1&docs=%d&size=%d&partitions=%d", n, docSize, syncPartitions)
+	return measureSyncArgs(ctx, cfg, n, "null://", nil, nil)
+}
+
+// measureSyncArgs runs `dsync sync` of n random documents of docSize bytes
+// into sink with the extra flags extra and environment env, with a fresh
+// state directory, and checks that n documents were copied.
+func measureSyncArgs(ctx context.Context, cfg config, n int64, sink string, extra, env []string) (syncResult, error) {
+	src := randomURL(n)
 	opts, err := random.ParseURL(src)
 	if err != nil {
 		return syncResult{}, err
@@ -102,42 +98,22 @@ func measureSync(ctx context.Context, cfg config, n int64) (syncResult, error) {
 	res := syncResult{
 		Docs:  n,
 		Bytes: n * int64(opts.DocSize()),
-		Args:  []string{"sync", src, "null://", "--mode", "initial", "--progress", "none", "--state-dir", stateDirArg},
+		Args:  append([]string{"sync", src, sink, "--mode", "initial", "--progress", "none"}, extra...),
 	}
-	stateDir, err := os.MkdirTemp("", "dsync-bench-state-")
+	res.Args = append(res.Args, "--state-dir", stateDirArg)
+	args, cleanup, err := withStateDir(res.Args)
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(stateDir)
-	args := slices.Clone(res.Args)
-	args[len(args)-1] = stateDir
-
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, cfg.dsync, args...)
-	cmd.Env = cleanEnv()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	defer cleanup()
+	var stdout string
+	res.procRun, stdout, err = runProc(ctx, cfg.dsync, args, env)
+	if err != nil {
 		return res, err
 	}
-	sampler := newSampler(cmd.Process.Pid)
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	wg.Go(func() { sampler.loop(stop) })
-	err = cmd.Wait()
-	res.Wall = time.Since(start)
-	close(stop)
-	wg.Wait()
-	if err != nil {
-		return res, fmt.Errorf("%s: %w; stderr:\n%s", cmd, err, tail(stderr.String(), 20))
-	}
-
-	m := summaryRE.FindStringSubmatch(stdout.String())
+	m := summaryRE.FindStringSubmatch(stdout)
 	if m == nil {
-		return res, fmt.Errorf("no summary line in the output of dsync sync:\n%s", tail(stdout.String(), 20))
+		return res, fmt.Errorf("no summary line in the output of dsync sync:\n%s", tail(stdout, 20))
 	}
 	if res.Flow, err = time.ParseDuration(m[1]); err != nil {
 		return res, fmt.Errorf("summary line %q: %w", m[0], err)
@@ -145,15 +121,13 @@ func measureSync(ctx context.Context, cfg config, n int64) (syncResult, error) {
 	if copied, _ := strconv.ParseInt(m[2], 10, 64); copied != n {
 		return res, fmt.Errorf("dsync copied %d docs, want %d", copied, n)
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		res.WaitMaxRSS = uint64(ru.Maxrss) << 10 // KiB on Linux
-	}
-	res.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	res.Coordinator, res.Plugins = sampler.peaks()
-	if res.Coordinator.Samples == 0 {
-		return res, fmt.Errorf("no RSS sample of the coordinator (pid %d): is /proc mounted?", cmd.Process.Pid)
-	}
 	return res, nil
+}
+
+// randomURL is the random:// source of n documents of every end-to-end
+// figure.
+func randomURL(n int64) string {
+	return fmt.Sprintf("random://?namespaces=1&docs=%d&size=%d&partitions=%d", n, docSize, syncPartitions)
 }
 
 // cleanEnv is the environment without DSYNC_ variables, which would change
@@ -294,6 +268,14 @@ func pluginLabel(pid int) string {
 	for i := 0; i+3 < len(args); i++ {
 		if args[i] == "plugin" && args[i+1] == "serve" {
 			return "plugin " + args[i+3]
+		}
+	}
+	// An external plugin: dsync-connector-<scheme> or
+	// dsync-transform-<name>.
+	base := filepath.Base(args[0])
+	for _, prefix := range []string{"dsync-connector-", "dsync-transform-"} {
+		if name, ok := strings.CutPrefix(base, prefix); ok && name != "" {
+			return "plugin " + name
 		}
 	}
 	return ""
