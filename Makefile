@@ -53,8 +53,10 @@ test: lint check-generated
 test-short:
 	$(GO) test -short ./...
 
-# The main job on embedded defaults: no database to install.
+# A MongoDB migration between two embedded FerretDB servers (a helper
+# program, not part of dsync): no database to install.
 demo: build
+	$(GO) build -o $(BIN)/ferretdemo ./scripts/ferretdemo
 	./scripts/demo.sh
 
 # Throughput and memory figures, written to bench/RESULTS.md.

@@ -29,6 +29,8 @@ var (
 	_ sdk.UpdateStreamer = (*Connector)(nil)
 	_ sdk.UpdateAcker    = (*Connector)(nil)
 	_ sdk.IDGetter       = (*Connector)(nil)
+	_ sdk.IndexLister    = (*Connector)(nil)
+	_ sdk.IndexCreator   = (*Connector)(nil)
 	_ sdk.Closer         = (*Connector)(nil)
 )
 
@@ -262,8 +264,9 @@ func (c *Connector) Info(ctx context.Context) (sdk.Info, error) {
 			DefaultPlan:        true,
 			GetByIDs:           true,
 			Updates:            cdcErr == nil,
+			Indexes:            true,
 		},
-		Sink: &sdk.SinkCapabilities{},
+		Sink: &sdk.SinkCapabilities{Indexes: true},
 	}, nil
 }
 

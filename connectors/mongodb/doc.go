@@ -134,6 +134,20 @@
 // timeouts, failovers ("not primary") and lost cursors are retryable;
 // other write errors are fatal and name the namespace and the _id.
 //
+// # Indexes
+//
+// ListIndexes gives a collection's secondary indexes as createIndexes
+// specifications (every listIndexes field but v, ns and background; the _id
+// index and a clustered index come with the collection and are left out).
+// CreateIndexes creates those that are missing, in one createIndexes
+// command (one per index on FerretDB); an index that exists with the same
+// name and definition is left alone, so a resumed run creates nothing
+// twice. An existing index of the same name with another definition
+// (ErrIndexConflict), or an index the server refuses, is a failed
+// precondition naming the index. FerretDB 1.24 builds single-field and
+// compound indexes, unique or sparse, and refuses TTL, partial, collation,
+// hidden, text and 2dsphere indexes.
+//
 // GetByIDs reads with $in (1000 ids per query) and returns documents in
 // request order, nil where missing.
 //

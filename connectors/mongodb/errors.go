@@ -25,18 +25,24 @@ var (
 	// streamed collection or database is dropped or renamed, or the change
 	// stream is invalidated: the copy no longer matches the source.
 	ErrNamespaceChanged = errors.New("mongodb: namespace dropped or renamed during the run")
+	// ErrIndexConflict is wrapped (as a failed precondition) by
+	// CreateIndexes when the target has an index of the same name with
+	// another definition.
+	ErrIndexConflict = errors.New("mongodb: index conflict")
 )
 
 // Server error codes (src/mongo/base/error_codes.yml).
 const (
-	codeCursorNotFound       = 43
-	codeNamespaceNotFound    = 26
-	codeDuplicateKey         = 11000
-	codeChangeStreamHistory  = 286
-	codeChangeStreamFatal    = 280
-	codeCappedPositionLost   = 136
-	codeAuthenticationFailed = 18
-	codeUnauthorized         = 13
+	codeCursorNotFound        = 43
+	codeNamespaceNotFound     = 26
+	codeDuplicateKey          = 11000
+	codeChangeStreamHistory   = 286
+	codeChangeStreamFatal     = 280
+	codeCappedPositionLost    = 136
+	codeAuthenticationFailed  = 18
+	codeUnauthorized          = 13
+	codeIndexOptionsConflict  = 85
+	codeIndexKeySpecsConflict = 86
 )
 
 // retryableCodes are server errors that go away by themselves: failovers,
