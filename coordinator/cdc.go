@@ -50,6 +50,10 @@ type stream struct {
 	sourceTime    time.Time
 	caughtUp      bool
 	belowSince    time.Time // monitor's; zero while lag >= UntilLag
+	// interrupted is set from a stream failure until the reopened stream
+	// delivers a batch: meanwhile nothing is known of the source's
+	// progress, so the stream is never caught up and never settled.
+	interrupted bool
 }
 
 // ubatch is one received UpdateBatch.
@@ -139,6 +143,7 @@ func (s *stream) String() string {
 func (c *cdcer) runStream(s *stream) error {
 	r := c.r
 	failures := 0
+	var firstFailure time.Time
 	for {
 		s.mu.Lock()
 		req := spi.StreamRequest{Namespaces: s.namespaces, Cursor: s.durableCursor}
@@ -149,6 +154,11 @@ func (c *cdcer) runStream(s *stream) error {
 			if err := c.dispatch(s, b); err != nil {
 				dispatchErr = err
 				return err
+			}
+			if !progressed {
+				s.mu.Lock()
+				s.interrupted = false
+				s.mu.Unlock()
 			}
 			progressed = true
 			return nil
@@ -165,11 +175,14 @@ func (c *cdcer) runStream(s *stream) error {
 		if !spi.IsRetryable(err) {
 			return fmt.Errorf("stream %s: %w", s, err)
 		}
-		if progressed {
-			failures = 0
+		s.mu.Lock()
+		s.interrupted, s.caughtUp, s.belowSince = true, false, time.Time{}
+		s.mu.Unlock()
+		if progressed || failures == 0 {
+			failures, firstFailure = 0, time.Now()
 		}
 		failures++
-		if failures >= r.cfg.Retry.MaxConsecutiveFailures {
+		if failures >= r.cfg.Retry.MaxConsecutiveFailures && time.Since(firstFailure) >= r.cfg.Retry.StreamOutage {
 			return fmt.Errorf("stream %s: %w", s, exhausted(failures, err))
 		}
 		wait := r.cfg.Retry.backoff(failures)
@@ -426,7 +439,7 @@ func (s *stream) durable(a updAdvance) {
 	if !a.SourceTime.IsZero() {
 		s.sourceTime = a.SourceTime
 	}
-	s.caughtUp = a.caughtUp
+	s.caughtUp = a.caughtUp && !s.interrupted
 }
 
 // lag is the age of the last durable change, 0 when the last durable batch
@@ -472,7 +485,7 @@ func (c *cdcer) monitor(streams []*stream, done <-chan struct{}) {
 				continue
 			}
 			s.mu.Lock()
-			if lag >= r.cfg.UntilLag {
+			if lag >= r.cfg.UntilLag || s.interrupted {
 				s.belowSince = time.Time{}
 			} else if s.belowSince.IsZero() {
 				s.belowSince = now

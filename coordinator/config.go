@@ -66,6 +66,10 @@ type RetryPolicy struct {
 	// MaxConsecutiveFailures fails the operation, and the run, after that
 	// many retryable failures in a row. Default 8.
 	MaxConsecutiveFailures int
+	// StreamOutage is how long an update stream keeps being reopened
+	// through consecutive failures (a source restart, a failover) before
+	// MaxConsecutiveFailures can fail the run. Default 1 minute.
+	StreamOutage time.Duration
 }
 
 // StartInfo is what Config.OnStart receives once the flow is known.
@@ -157,6 +161,7 @@ const (
 	DefaultMaxBackoff             = 10 * time.Second
 	DefaultJitter                 = 0.2
 	DefaultMaxConsecutiveFailures = 8
+	DefaultStreamOutage           = time.Minute
 )
 
 // EnsureDefaults fills in the default of every unset field and returns c.
@@ -190,6 +195,9 @@ func (c *Config) EnsureDefaults() *Config {
 	}
 	if c.Retry.Jitter == 0 {
 		c.Retry.Jitter = DefaultJitter
+	}
+	if c.Retry.StreamOutage == 0 {
+		c.Retry.StreamOutage = DefaultStreamOutage
 	}
 	if c.Retry.MaxConsecutiveFailures == 0 {
 		c.Retry.MaxConsecutiveFailures = DefaultMaxConsecutiveFailures

@@ -63,6 +63,7 @@ func testConfig(src *fakeSource, sink *fakeSink, store Store, mode Mode) Config 
 		Retry: RetryPolicy{
 			InitialBackoff: time.Millisecond,
 			MaxBackoff:     5 * time.Millisecond,
+			StreamOutage:   time.Nanosecond,
 		},
 		Logger: testLogger(),
 	}

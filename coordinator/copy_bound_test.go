@@ -1,11 +1,14 @@
 package coordinator
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/dsyncio/dsync/internal/spi"
 )
 
 // TestStalledPageBoundsWritesPastCheckpoint: while the first page of a
@@ -54,5 +57,59 @@ func TestStalledPageBoundsWritesPastCheckpoint(t *testing.T) {
 	// the allowance the stalled page and its successors hold.
 	if limit := inflightPages * pageDocs; ahead > limit {
 		t.Fatalf("%d docs written past a stalled page; MaxInflight allows at most %d", ahead, limit)
+	}
+}
+
+// TestStreamOutageBudget: a failing update stream keeps being reopened for
+// the outage window even past the attempt cap, then fails the run.
+func TestStreamOutageBudget(t *testing.T) {
+	src := newFakeSource(nil, []fakeStream{{namespaces: []string{"db.a"}}})
+	opens := 0
+	var mu sync.Mutex
+	src.streamHook = func(stream, call, batch int) (bool, error) {
+		mu.Lock()
+		opens++
+		mu.Unlock()
+		return false, spi.Retryable(errors.New("connection refused"))
+	}
+	cfg := testConfig(src, newFakeSink(), openStore(t), ModeCDC)
+	cfg.Retry.MaxConsecutiveFailures = 2
+	cfg.Retry.StreamOutage = 300 * time.Millisecond
+	start := time.Now()
+	_, err := Run(t.Context(), cfg)
+	if !errors.Is(err, ErrRetriesExhausted) {
+		t.Fatalf("err = %v, want retries exhausted", err)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Fatalf("gave up after %s, before the outage window", took)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if opens <= 2 {
+		t.Fatalf("stream opened %d times: the window did not extend the attempts", opens)
+	}
+}
+
+// TestNoCutoverWhileStreamDown: a stream that caught up and then lost its
+// source is not "caught up" any more; --until-lag must not cut over on it.
+func TestNoCutoverWhileStreamDown(t *testing.T) {
+	src := newFakeSource(nil, []fakeStream{{namespaces: []string{"db.a"}}})
+	src.streamHook = func(stream, call, batch int) (bool, error) {
+		if call == 1 && batch < 3 {
+			return false, nil // a few heartbeats: caught up
+		}
+		return false, spi.Retryable(errors.New("source unreachable"))
+	}
+	cfg := testConfig(src, newFakeSink(), openStore(t), ModeCDC)
+	cfg.UntilLag = time.Second
+	cfg.Settle = 300 * time.Millisecond
+	cfg.Retry.MaxConsecutiveFailures = 3
+	cfg.Retry.StreamOutage = 900 * time.Millisecond
+	res, err := Run(t.Context(), cfg)
+	if res.Cutover {
+		t.Fatalf("cut over while the stream was down (err %v)", err)
+	}
+	if !errors.Is(err, ErrRetriesExhausted) {
+		t.Fatalf("err = %v, want retries exhausted", err)
 	}
 }

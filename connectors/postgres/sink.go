@@ -206,6 +206,12 @@ func (st *state) createDocTable(ctx context.Context, ns string, ids []bson.RawVa
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "dsync:"+ns); err != nil {
 			return err
 		}
+		// CREATE SCHEMA IF NOT EXISTS is not safe against a concurrent
+		// one (duplicate key in pg_namespace): the document tables of
+		// one schema are created in parallel, so the schema is locked too.
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "dsync:schema:"+schema); err != nil {
+			return err
+		}
 		for _, sql := range []string{
 			"CREATE SCHEMA IF NOT EXISTS " + quoteIdent(schema),
 			fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (_id %s PRIMARY KEY, doc jsonb NOT NULL)", ident, idColumnTypes[kind]),

@@ -195,6 +195,7 @@ type stream struct {
 	pos updCursor
 	// The transaction being received.
 	inTxn    bool
+	txXid    uint32
 	txCommit pglogrepl.LSN
 	txTime   time.Time
 	txIdx    int // changes seen in the transaction
@@ -435,7 +436,7 @@ func (s *stream) message(ctx context.Context, data []byte) error {
 		}
 		s.rels[m.RelationID] = rel
 	case *pglogrepl.BeginMessage:
-		s.inTxn, s.txCommit, s.txTime, s.txIdx, s.txSkip = true, m.FinalLSN, m.CommitTime, 0, 0
+		s.inTxn, s.txXid, s.txCommit, s.txTime, s.txIdx, s.txSkip = true, m.Xid, m.FinalLSN, m.CommitTime, 0, 0
 		switch {
 		case m.FinalLSN < s.cur.lsn:
 			s.txSkip = -1 // delivered before the cursor
@@ -715,7 +716,12 @@ func (s *stream) update(ctx context.Context, rel *relation, oldType uint8, oldTu
 				return append(ups, sdk.Update{ID: newID, Type: sdk.UpdateInsert, Doc: doc}), nil
 			}
 			// Some values were not sent: read the row as it is now (later
-			// changes of it follow in the stream).
+			// changes of it follow in the stream), once the transaction
+			// is visible: its commit reaches the stream before other
+			// sessions see it.
+			if err := s.waitVisible(ctx); err != nil {
+				return nil, err
+			}
 			docs, err := s.st.getByIDs(ctx, s.st.pool, s.catalogTable(ctx, rel), []bson.RawValue{newID}, false)
 			if err != nil {
 				return nil, err
@@ -736,6 +742,38 @@ func (s *stream) update(ctx context.Context, rel *relation, oldType uint8, oldTu
 	// Unchanged TOAST values were not sent: set the columns that were.
 	set, unset := s.partial(t, vals)
 	return []sdk.Update{{ID: newID, Type: sdk.UpdatePartial, Doc: set, Unset: unset}}, nil
+}
+
+// waitVisible waits until the transaction being received is visible to new
+// snapshots. Its commit record is written, and may be decoded and sent,
+// before the committing session leaves the server's list of running
+// transactions, and until then a query does not see its changes.
+func (s *stream) waitVisible(ctx context.Context) error {
+	const q = `WITH c AS (SELECT pg_current_snapshot() AS s)
+		SELECT pg_snapshot_xmax(s)::text::bigint, ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(s) x) FROM c`
+	for {
+		var xmax int64
+		var xip []int64
+		if err := s.st.pool.QueryRow(ctx, q).Scan(&xmax, &xip); err != nil {
+			return classify(err, "read the running transactions")
+		}
+		// Transaction ids compare modulo 2^32: visible once below xmax
+		// and not running.
+		visible := int32(s.txXid-uint32(xmax)) < 0
+		for _, x := range xip {
+			if uint32(x) == s.txXid {
+				visible = false
+			}
+		}
+		if visible {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // catalogTable returns the catalog's definition of a relation's table.
