@@ -143,9 +143,9 @@ func stateCommand() *cli.Command {
 					if len(owned) > 0 && c.Bool("drop-replication") {
 						for _, r := range owned {
 							if err := postgres.DropReplication(c.Context, c.String("source"), r.slot, r.publication); err != nil {
-								return failure(fmt.Errorf("drop replication slot %q / publication %q: %w (the flow is not reset)", r.slot, r.publication, err))
+								return failure(fmt.Errorf("drop %s: %w (the flow is not reset)", r, err))
 							}
-							fmt.Fprintf(c.App.Writer, "dropped replication slot %q and publication %q\n", r.slot, r.publication)
+							fmt.Fprintf(c.App.Writer, "dropped %s\n", r)
 						}
 					}
 					if err := st.ResetFlow(id); err != nil {
@@ -157,9 +157,8 @@ func stateCommand() *cli.Command {
 					fmt.Fprintf(c.App.Writer, "flow %s reset: its checkpoints are deleted\n", id)
 					if len(owned) > 0 && !c.Bool("drop-replication") {
 						for _, r := range owned {
-							fmt.Fprintf(c.App.Writer, "the flow's source still has replication slot %q and publication %q, created by dsync; "+
-								"they retain WAL until dropped: rerun with --drop-replication --source URL, or run "+
-								"SELECT pg_drop_replication_slot('%s'); DROP PUBLICATION IF EXISTS %s;\n", r.slot, r.publication, r.slot, r.publication)
+							fmt.Fprintf(c.App.Writer, "the flow's source still has the %s that dsync created (a slot retains WAL until dropped); drop them with "+
+								"'dsync state reset FLOW --drop-replication --source URL' before resetting, or run: %s\n", r, r.sql())
 						}
 					}
 					return nil
@@ -286,6 +285,31 @@ func showFlow(c *cli.Context, st *checkpoint.Store, id string) error {
 }
 
 type replicationNames struct{ slot, publication string }
+
+// String names what is there, e.g. `replication slot "x" and publication
+// "y"`.
+func (r replicationNames) String() string {
+	var parts []string
+	if r.slot != "" {
+		parts = append(parts, fmt.Sprintf("replication slot %q", r.slot))
+	}
+	if r.publication != "" {
+		parts = append(parts, fmt.Sprintf("publication %q", r.publication))
+	}
+	return strings.Join(parts, " and ")
+}
+
+// sql is what drops them by hand.
+func (r replicationNames) sql() string {
+	var stmts []string
+	if r.slot != "" {
+		stmts = append(stmts, fmt.Sprintf("SELECT pg_drop_replication_slot('%s');", r.slot))
+	}
+	if r.publication != "" {
+		stmts = append(stmts, fmt.Sprintf("DROP PUBLICATION IF EXISTS %q;", r.publication))
+	}
+	return strings.Join(stmts, " ")
+}
 
 // ownedReplication lists the replication slots and publications that dsync
 // created for a flow reading PostgreSQL (never ones the user named).
