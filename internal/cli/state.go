@@ -157,8 +157,8 @@ func stateCommand() *cli.Command {
 					fmt.Fprintf(c.App.Writer, "flow %s reset: its checkpoints are deleted\n", id)
 					if len(owned) > 0 && !c.Bool("drop-replication") {
 						for _, r := range owned {
-							fmt.Fprintf(c.App.Writer, "the flow's source still has the %s that dsync created (a slot retains WAL until dropped); drop them with "+
-								"'dsync state reset FLOW --drop-replication --source URL' before resetting, or run: %s\n", r, r.sql())
+							fmt.Fprintf(c.App.Writer, "the flow's source still has the %s that dsync created; a slot retains WAL until dropped: run %s "+
+								"(with --drop-replication --source URL, state reset drops them itself)\n", r, r.sql())
 						}
 					}
 					return nil
