@@ -38,9 +38,16 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// retry calls fn until it succeeds, fails with an error that is not
-// retryable, fails MaxConsecutiveFailures times in a row, or ctx is done (then
-// it returns ctx's error). op names the operation in log lines.
+// Retry calls fn until it succeeds, fails with an error that is not
+// retryable (spi.IsRetryable), fails p.MaxConsecutiveFailures times in a row
+// (then the error wraps ErrRetriesExhausted and is fatal), or ctx is done
+// (then it returns ctx's error). It waits with capped exponential backoff
+// and jitter between attempts; op names the operation in log lines. It is the
+// one retry loop of the coordinator and of verify.
+func Retry(ctx context.Context, p RetryPolicy, log *slog.Logger, op string, fn func(context.Context) error) error {
+	return retry(ctx, p, log, op, fn)
+}
+
 func retry(ctx context.Context, p RetryPolicy, log *slog.Logger, op string, fn func(context.Context) error) error {
 	for n := 1; ; n++ {
 		if err := ctx.Err(); err != nil {

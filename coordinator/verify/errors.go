@@ -1,6 +1,10 @@
 package verify
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/dsyncio/dsync/coordinator"
+)
 
 var (
 	// ErrInvalidOptions is returned by [Options.Validate], [New] and [Run]
@@ -42,5 +46,5 @@ var (
 
 	// ErrRetriesExhausted wraps the last error of a call that failed with
 	// retryable errors Retry.MaxConsecutiveFailures times in a row.
-	ErrRetriesExhausted = errors.New("verify: too many consecutive failures")
+	ErrRetriesExhausted = coordinator.ErrRetriesExhausted
 )
